@@ -1,0 +1,19 @@
+"""POST /v1/events: a trigger starts a cascade (202), a success event stops matching ones (202)."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cascade import http, ingest
+from cascade.aws import secret
+from cascade.observability import logger
+from cascade.settings import settings
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    def run() -> dict:
+        cfg = settings()
+        http.check_api_key(event, secret(cfg.api_key_secret_arn).get("api_key", ""))
+        body = http.json_body(event, cfg.max_body_bytes)
+        return http.respond(202, ingest.accept(body, http.base_url(event, cfg.public_base_url)))
+
+    return http.guarded(run)

@@ -1,0 +1,25 @@
+"""POST /webhooks/telegram: button presses and replies from the Telegram bot."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from cascade import http, signals
+from cascade.aws import secret
+from cascade.channels import channel
+from cascade.channels.telegram import check_secret, parse_update
+from cascade.observability import logger
+from cascade.settings import settings
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: LambdaContext) -> dict:
+    def run() -> dict:
+        cfg = settings()
+        check_secret(http.headers_of(event), secret(cfg.provider_secret_arn).get("telegram_webhook_secret", ""))
+        signal = parse_update(http.json_body(event, cfg.max_body_bytes))
+        if signal is not None:
+            signals.receive(signal)
+            if "callback_query_id" in signal.detail:  # stop the button's spinner
+                channel("telegram").answer_callback(signal.detail["callback_query_id"], "👍")  # type: ignore[attr-defined]
+        return http.respond(200, {"ok": True})
+
+    return http.guarded(run)

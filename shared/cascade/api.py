@@ -1,0 +1,136 @@
+"""The read/cancel API (Powertools resolver with validation) and the API's self-description:
+``/openapi.json`` is generated from the same pydantic models that validate requests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from cascade import views
+from cascade.aws import secret
+from cascade.errors import Conflict, NotFound, Unauthorized
+from cascade.http import check_api_key
+from cascade.models import CascadeStarted, CascadesStopped, CascadeView, ErrorBody, EventIn, Timeline
+from cascade.settings import settings
+
+PUBLIC = {"/openapi.json", "/docs"}
+
+_DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>Cascade API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
+</body></html>"""
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps(body, ensure_ascii=False))
+
+
+def build_app() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    def require_key(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
+        if app.current_event.path not in PUBLIC:
+            event = {"headers": app.current_event.headers}
+            check_api_key(event, secret(settings().api_key_secret_arn).get("api_key", ""))
+        return next_middleware(app)
+
+    app.use(middlewares=[require_key])
+
+    @app.get("/v1/cascades/<cascade_id>", summary="A cascade: status, stop reason and every step")
+    def get_cascade(cascade_id: str) -> CascadeView:
+        return views.cascade_view(cascade_id)
+
+    @app.post("/v1/cascades/<cascade_id>/cancel", summary="Cancel a running cascade: nothing more is sent")
+    def cancel_cascade(cascade_id: str) -> CascadeView:
+        return views.cancel(cascade_id)
+
+    @app.get("/v1/recipients/<recipient_id>/timeline", summary="Every touch of a recipient across cascades")
+    def get_timeline(recipient_id: str) -> Timeline:
+        return views.timeline(recipient_id)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi():  # type: ignore[no-untyped-def]  # a Response annotation would enter the schema
+        return _json(200, openapi_document(app))
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():  # type: ignore[no-untyped-def]
+        return Response(status_code=200, content_type="text/html; charset=utf-8", body=_DOCS)
+
+    @app.exception_handler(Unauthorized)
+    def unauthorized(exc: Unauthorized) -> Response:
+        return _json(401, {"error": str(exc)})
+
+    @app.exception_handler(NotFound)
+    def not_found(exc: NotFound) -> Response:
+        return _json(404, {"error": str(exc)})
+
+    @app.exception_handler(NotFoundError)
+    def no_route(exc: NotFoundError) -> Response:
+        return _json(404, {"error": "no such route"})
+
+    @app.exception_handler(Conflict)
+    def conflict(exc: Conflict) -> Response:
+        return _json(409, {"error": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(exc: RequestValidationError) -> Response:
+        details = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
+                   for e in exc.errors()]
+        return _json(422, {"error": "invalid request", "details": details})
+
+    return app
+
+
+def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
+    """The resolver's own schema, plus the routes other functions serve (ingest, links, webhooks)."""
+    doc: dict[str, Any] = json.loads(app.get_openapi_json_schema(
+        title="Cascade messaging API", version="1.0.0",
+        description="Post events about a customer; the service reaches them on the cheapest channel first.",
+    ))
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+
+    def ref(model: Any) -> dict[str, str]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def answer(model: Any, description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": ref(model)}}}
+
+    doc["paths"]["/v1/events"] = {"post": {
+        "summary": "Post an event: a trigger starts a cascade, a success event stops matching ones",
+        "operationId": "post_event",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref(EventIn)}}},
+        "responses": {
+            "202": {"description": "Started (cascade_id, scenario, status) or stopped (stopped: [ids])",
+                    "content": {"application/json": {"schema": {"anyOf": [ref(CascadeStarted), ref(CascadesStopped)]}}}},
+            "400": answer(ErrorBody, "Body is not JSON"),
+            "401": answer(ErrorBody, "Missing or wrong API key"),
+            "409": answer(ErrorBody, "idempotency_key reused with a different event"),
+            "413": answer(ErrorBody, "Body over 256 KB"),
+            "422": answer(ErrorBody, "Invalid event: details name each field at fault"),
+        },
+    }}
+    doc["paths"]["/r/{token}"] = {"get": {
+        "summary": "Tracked link: records a click and redirects to the message's original URL",
+        "operationId": "follow_link", "security": [],
+        "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"302": {"description": "Redirect to the original URL"}, "404": {"description": "Unknown link"}},
+    }}
+    doc["paths"]["/webhooks/telegram"] = {"post": {
+        "summary": "Telegram Bot API webhook (X-Telegram-Bot-Api-Secret-Token)", "operationId": "telegram_webhook",
+        "security": [], "responses": {"200": {"description": "Accepted"}, "401": {"description": "Wrong secret"}},
+    }}
+    doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    doc["security"] = [{"bearer": []}]
+    return doc
+
+
+__all__ = ["build_app", "openapi_document"]

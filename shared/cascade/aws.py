@@ -1,0 +1,70 @@
+"""boto3 clients (one per container, created on first use) and the Step Functions callbacks."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from cascade.observability import logger
+
+_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@cache
+def secret(arn: str) -> dict[str, str]:
+    """A JSON secret from Secrets Manager, read once per container."""
+    if not arn:
+        return {}
+    raw = client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else {}
+
+
+_GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
+
+
+def resume(token: str, output: dict[str, Any]) -> bool:
+    """End a waiting step successfully. False when the wait had already ended (timer fired)."""
+    try:
+        client("stepfunctions").send_task_success(taskToken=token, output=json.dumps(output))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _GONE:
+            logger.info("task already ended", error=exc.response["Error"]["Code"])
+            return False
+        raise
+    return True
+
+
+def escalate(token: str, cause: str) -> bool:
+    """End a waiting step so that the state machine moves to the next step at once."""
+    try:
+        client("stepfunctions").send_task_failure(taskToken=token, error="Cascade.Escalate", cause=cause)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _GONE:
+            return False
+        raise
+    return True
+
+
+def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) -> None:
+    """Start the workflow named by the cascade id; a second start of the same cascade is a no-op."""
+    try:
+        client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+            raise
+
+
+__all__ = ["client", "escalate", "resume", "secret", "start_execution"]

@@ -1,0 +1,80 @@
+"""What every channel adapter offers: send one message, and understand the provider's answers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cascade.errors import PermanentSendError, RetryableSendError
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One rendered message for one recipient contact."""
+
+    cascade_id: str
+    step: int
+    to: str
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    buttons: list[tuple[str, str]] = field(default_factory=list)  # (label, signal)
+
+
+@dataclass(frozen=True)
+class Sent:
+    provider_message_id: str
+    chat_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A provider's news about one message: delivered, read, clicked, replied, failed, confirmed.
+
+    ``provider_message_id`` is None when the provider only tells which chat spoke (a reply that
+    quotes nothing); the signal then belongs to the last message sent to ``chat_id``."""
+
+    channel: str
+    signal: str
+    provider_message_id: str | None
+    chat_id: str | None = None
+    text: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Channel(ABC):
+    name: ClassVar[str]
+    contact_field: ClassVar[str]  # the recipient field that holds this channel's address
+    max_length: ClassVar[int]
+
+    def contact(self, recipient: dict[str, Any]) -> str | None:
+        value = recipient.get(self.contact_field)
+        return str(value) if value else None
+
+    @abstractmethod
+    def send(self, message: Outgoing) -> Sent:
+        """Hand the message to the provider. Raises RetryableSendError or PermanentSendError."""
+
+
+_THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+               "LimitExceededException", "RequestLimitExceeded", "ServiceUnavailable", "InternalError",
+               "InternalFailure", "KMSThrottlingException"}
+
+
+def aws_send_error(exc: Exception, what: str) -> Exception:
+    """Classify a boto3 failure: throttling, 5xx and connection trouble retry; the rest is permanent."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
+        if code in _THROTTLING or status >= 500:
+            return RetryableSendError(f"{what}: {code}")
+        return PermanentSendError(f"{what}: {code}")
+    if isinstance(exc, BotoCoreError):
+        return RetryableSendError(f"{what}: {type(exc).__name__}")
+    return exc
+
+
+__all__ = ["Channel", "Outgoing", "Sent", "Signal", "aws_send_error"]

@@ -1,0 +1,105 @@
+"""Telegram through the Bot API (httpx). Bots get no read receipts: an inline button press,
+a reply, or a click on a tracked link is what tells us the customer saw the message."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, ClassVar
+
+import httpx
+
+from cascade.channels.base import Channel, Outgoing, Sent, Signal
+from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+_CALLBACK_PREFIX = "sig:"
+
+
+class TelegramChannel(Channel):
+    name: ClassVar[str] = "telegram"
+    contact_field: ClassVar[str] = "telegram_chat_id"
+    max_length: ClassVar[int] = 4096
+
+    def __init__(self, http: httpx.Client, api_base: str, bot_token: str) -> None:
+        self.http = http
+        self.api_base = api_base.rstrip("/")
+        self.bot_token = bot_token
+
+    def __repr__(self) -> str:  # never print the token
+        return f"TelegramChannel(api_base={self.api_base!r}, bot_token='***')"
+
+    def call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if not self.bot_token:
+            raise PermanentSendError("telegram: bot token is not configured")
+        try:
+            resp = self.http.post(f"{self.api_base}/bot{self.bot_token}/{method}", json=payload)
+        except httpx.TimeoutException as exc:
+            raise RetryableSendError(f"telegram {method}: timeout") from exc
+        except httpx.TransportError as exc:
+            raise RetryableSendError(f"telegram {method}: {type(exc).__name__}") from exc
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code == 200 and body.get("ok"):
+            return dict(body.get("result") or {})
+        description = str(body.get("description") or resp.reason_phrase)
+        if resp.status_code == 429:
+            retry_after = (body.get("parameters") or {}).get("retry_after")
+            raise RetryableSendError(f"telegram {method}: 429 {description}", retry_after=retry_after)
+        if resp.status_code >= 500:
+            raise RetryableSendError(f"telegram {method}: {resp.status_code} {description}")
+        # 400 chat not found, 403 bot blocked by the user, 401 bad token: trying again won't help.
+        raise PermanentSendError(f"telegram {method}: {resp.status_code} {description}")
+
+    def send(self, message: Outgoing) -> Sent:
+        payload: dict[str, Any] = {"chat_id": message.to, "text": message.text,
+                                   "link_preview_options": {"is_disabled": True}}
+        if message.buttons:
+            payload["reply_markup"] = {"inline_keyboard": [[
+                {"text": label, "callback_data": f"{_CALLBACK_PREFIX}{signal}"} for label, signal in message.buttons
+            ]]}
+        result = self.call("sendMessage", payload)
+        chat_id = str((result.get("chat") or {}).get("id", message.to))
+        return Sent(provider_message_id=f"{chat_id}:{result['message_id']}", chat_id=chat_id)
+
+    def answer_callback(self, callback_query_id: str, text: str | None = None) -> None:
+        payload: dict[str, Any] = {"callback_query_id": callback_query_id}
+        if text:
+            payload["text"] = text
+        self.call("answerCallbackQuery", payload)
+
+
+def check_secret(headers: dict[str, str], expected: str) -> None:
+    """Telegram sends the secret given to setWebhook in X-Telegram-Bot-Api-Secret-Token."""
+    given = {k.lower(): v for k, v in headers.items()}.get(SECRET_HEADER, "")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise SignatureInvalid("telegram: secret token missing or wrong")
+
+
+def parse_update(update: dict[str, Any]) -> Signal | None:
+    """A webhook Update → a signal: a button press, or a text reply."""
+    callback = update.get("callback_query")
+    if callback:
+        msg = callback.get("message") or {}
+        chat_id = str((msg.get("chat") or {}).get("id", ""))
+        data = str(callback.get("data") or "")
+        signal = data[len(_CALLBACK_PREFIX):] if data.startswith(_CALLBACK_PREFIX) else "read"
+        if signal not in {"read", "confirmed", "replied"}:
+            signal = "read"
+        return Signal(channel="telegram", signal=signal,
+                      provider_message_id=f"{chat_id}:{msg.get('message_id')}" if msg else None,
+                      chat_id=chat_id, detail={"callback_query_id": callback.get("id")})
+    message = update.get("message")
+    if message and "text" in message:
+        chat_id = str((message.get("chat") or {}).get("id", ""))
+        if str(message["text"]).startswith("/start"):
+            return None
+        quoted = message.get("reply_to_message")
+        pmid = f"{chat_id}:{quoted['message_id']}" if quoted else None
+        return Signal(channel="telegram", signal="replied", provider_message_id=pmid, chat_id=chat_id,
+                      text=str(message["text"]))
+    return None
+
+
+__all__ = ["SECRET_HEADER", "TelegramChannel", "check_secret", "parse_update"]

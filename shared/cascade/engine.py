@@ -1,0 +1,117 @@
+"""One step of a cascade, as the workflow asks for it: send, skip, or close.
+
+The workflow calls :func:`advance` with a task token and waits on it for the step's timer.
+Here we either keep the wait (message sent), end it with *escalate* (nothing to wait for: no
+contact, permanent failure), or end it with *resume* (the cascade is over)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cascade import aws
+from cascade.channels import Outgoing, channel
+from cascade.errors import PermanentSendError, RetryableSendError
+from cascade.observability import logger
+from cascade.planning import hashed, pick_locale
+from cascade.rendering import render, track_links
+from cascade.scenarios import Scenario
+from cascade.store import CascadeStore, default_store, now_iso
+
+
+def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None = None) -> str:
+    """Run step ``index``. Returns what happened: sent, skipped, failed, closed or stopped."""
+    store = store or default_store()
+    cascade = store.get(cascade_id)
+    if cascade is None or cascade["status"] != "running":
+        aws.resume(token, {"status": cascade["status"] if cascade else "missing"})
+        return "stopped"
+    if index > 0:
+        # A previous attempt that died mid-send (or ran out of retries) left its step behind.
+        store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("pending", "sending"))
+    scenario = Scenario.model_validate_json(cascade["scenario_json"])
+    if index >= len(scenario.steps):
+        if store.finish(cascade_id, "exhausted", None, now_iso()) is not None:
+            logger.info("cascade exhausted", cascade_id=cascade_id)
+        aws.resume(token, {"status": "exhausted"})
+        return "closed"
+
+    step = scenario.steps[index]
+    adapter = channel(step.channel)
+    recipient = cascade["recipient"]
+    to = adapter.contact(recipient)
+    log = {"cascade_id": cascade_id, "step": index, "channel": step.channel}
+    if not to:
+        if store.set_step(cascade_id, index, status="skipped", reason="no_contact", only_from=("pending",)):
+            _touch(store, cascade, index, step.channel, "skipped", "no_contact")
+        logger.info("step skipped: no contact", **log)
+        aws.escalate(token, "no_contact")
+        return "skipped"
+
+    if store.claim_step(cascade_id, index, token, now_iso()) == "stopped":
+        # The cascade stopped between our read and the claim: nothing goes out.
+        aws.resume(token, {"status": "stopped"})
+        return "stopped"
+
+    try:
+        message = _compose(store, cascade, scenario, index, to)
+        sent = adapter.send(message)
+    except RetryableSendError as exc:
+        store.set_step(cascade_id, index, status="pending", only_from=("sending",))
+        logger.warning("send failed, will retry", error=str(exc), **log)
+        raise
+    except PermanentSendError as exc:
+        store.set_step(cascade_id, index, status="failed", reason=str(exc)[:200], only_from=("sending",))
+        _touch(store, cascade, index, step.channel, "failed", "send_failed")
+        logger.warning("send failed for good, escalating", error=str(exc), **log)
+        aws.escalate(token, "send_failed")
+        return "failed"
+
+    now = now_iso()
+    store.set_step(cascade_id, index, status="sent", only_from=("sending",),
+                   provider_message_id=sent.provider_message_id, sent_at=now)
+    ref = {"cascade_id": cascade_id, "step": index, "recipient_id": recipient["id"], "sent_at": now}
+    store.put_message(step.channel, sent.provider_message_id, ref)
+    chat = sent.chat_id if step.channel == "telegram" else hashed(to)
+    store.put_last_chat_message(step.channel, chat, {**ref, "provider_message_id": sent.provider_message_id})
+    _touch(store, cascade, index, step.channel, "sent", "sent", sent.provider_message_id, at=now)
+    logger.info("step sent", provider_message_id=sent.provider_message_id, **log)
+    return "sent"
+
+
+def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, index: int, to: str) -> Outgoing:
+    step = scenario.steps[index]
+    recipient = cascade["recipient"]
+    locale = pick_locale(recipient.get("locale"), scenario)
+    context = {
+        "recipient": recipient,
+        "data": json.loads(cascade["data_json"]),
+        "cascade": {"id": cascade["cascade_id"], "scenario": scenario.id, "step": index,
+                    "tried": [s.channel for s in scenario.steps[:index]]},
+    }
+    try:
+        subject, text = render(step, locale, context)
+    except Exception as exc:  # a template that cannot render will not render on retry either
+        raise PermanentSendError(f"template: {type(exc).__name__}: {exc}") from exc
+
+    def remember(token: str, url: str) -> None:
+        store.put_link(token, {"url": url, "cascade_id": cascade["cascade_id"], "step": index,
+                               "recipient_id": recipient["id"]})
+
+    text = track_links(text, cascade["api_base"], remember)
+    if len(text) > channel(step.channel).max_length:
+        raise PermanentSendError(f"text is {len(text)} characters, over the channel's limit")
+    buttons = [(b.text.get(locale) or b.text.get("en") or next(iter(b.text.values())), b.signal) for b in step.buttons]
+    return Outgoing(cascade_id=cascade["cascade_id"], step=index, to=to, text=text, subject=subject, buttons=buttons)
+
+
+def _touch(store: CascadeStore, cascade: dict[str, Any], index: int, channel_name: str, kind: str, status: str,
+           provider_message_id: str | None = None, at: str | None = None) -> None:
+    store.put_touch(cascade["recipient"]["id"], {
+        "at": at or now_iso(), "cascade_id": cascade["cascade_id"], "scenario": cascade["scenario_id"],
+        "step": index, "channel": channel_name, "kind": kind, "status": status,
+        "provider_message_id": provider_message_id,
+    })
+
+
+__all__ = ["advance"]

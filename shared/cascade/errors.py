@@ -1,0 +1,55 @@
+"""One exception root for the package; handlers turn these into HTTP answers in one place."""
+
+from __future__ import annotations
+
+
+class CascadeError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class FieldError(CascadeError):
+    """Bad input: 422 with the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.details = [{"field": field, "message": message}]
+
+
+class ValidationFailed(CascadeError):
+    """Bad input with one or more fields at fault (422)."""
+
+    def __init__(self, details: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{d['field']}: {d['message']}" for d in details))
+        self.details = details
+
+
+class NotFound(CascadeError):
+    """The thing asked for does not exist (404)."""
+
+
+class Conflict(CascadeError):
+    """The request contradicts the current state (409)."""
+
+
+class Unauthorized(CascadeError):
+    """No or wrong credentials (401)."""
+
+
+class SendError(CascadeError):
+    """A channel could not hand the message to its provider."""
+
+
+class RetryableSendError(SendError):
+    """Worth trying again later: throttling, 5xx, timeouts."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """Trying again will not help: invalid recipient, blocked bot, no consent."""
+
+
+class SignatureInvalid(CascadeError):
+    """A webhook whose signature or secret does not check out (401)."""

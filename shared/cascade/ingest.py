@@ -1,0 +1,129 @@
+"""Accepting events: a trigger starts exactly one cascade; a success event stops matching ones."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+from cascade import aws, signals
+from cascade.errors import Conflict, FieldError, ValidationFailed
+from cascade.models import EventIn
+from cascade.observability import logger
+from cascade.planning import body_hash, new_cascade_id, workflow_input
+from cascade.scenarios import CONTACT_FIELD, Scenario, by_trigger, presets, stopped_by
+from cascade.settings import settings
+from cascade.store import CascadeStore, default_store, now_iso
+
+
+def parse_event(raw: Any) -> EventIn:
+    try:
+        return EventIn.model_validate(raw)
+    except ValidationError as exc:
+        raise ValidationFailed([
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]} for err in exc.errors()
+        ]) from None
+
+
+def accept(raw: Any, api_base: str, store: CascadeStore | None = None) -> dict[str, Any]:
+    """Handle one posted event. Returns the 202 body."""
+    store = store or default_store()
+    event = parse_event(raw)
+    scenario = _scenario_for(event)
+    stoppers = stopped_by(event.type)
+    if scenario is None and not stoppers:
+        raise FieldError("type", f"no scenario starts or stops on {event.type!r}")
+    answer: dict[str, Any] = {}
+    if stoppers:
+        answer["stopped"] = stop_matching(event, store)
+    if scenario is not None:
+        answer.update(start(event, scenario, raw, api_base, store))
+    return answer
+
+
+def _scenario_for(event: EventIn) -> Scenario | None:
+    if event.scenario is None:
+        return by_trigger(event.type)
+    scenario = presets().get(event.scenario)
+    if scenario is None:
+        raise FieldError("scenario", f"unknown scenario {event.scenario!r}")
+    return scenario
+
+
+def _check_fits(event: EventIn, scenario: Scenario) -> None:
+    problems = [
+        {"field": f"data.{name}", "message": f"required by scenario {scenario.id}"}
+        for name in scenario.data_fields() if event.data.get(name) in (None, "")
+    ]
+    recipient = event.recipient.model_dump()
+    fields = sorted({CONTACT_FIELD[step.channel] for step in scenario.steps})
+    if not any(recipient.get(name) for name in fields):
+        problems.append({"field": "recipient", "message": f"needs at least one of {', '.join(fields)}"})
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: CascadeStore) -> dict[str, Any]:
+    _check_fits(event, scenario)
+    cfg = settings()
+    cascade_id = new_cascade_id(event.idempotency_key)
+    fingerprint = body_hash(raw)
+    correlation_value = str(event.data[scenario.correlation])
+    now = now_iso()
+    cascade = {
+        "cascade_id": cascade_id,
+        "scenario_id": scenario.id,
+        "scenario_json": scenario.model_dump_json(),
+        "status": "running",
+        "recipient": event.recipient.model_dump(exclude_none=True),
+        "data_json": json.dumps(event.data, ensure_ascii=False),
+        "event_type": event.type,
+        "correlation_value": correlation_value,
+        "created_at": now,
+        "updated_at": now,
+        "api_base": api_base,
+        "body_hash": fingerprint,
+        "idempotency_key": event.idempotency_key,
+        "steps": [{"index": i, "channel": s.channel, "status": "pending"} for i, s in enumerate(scenario.steps)],
+    }
+    open_index = {"cascade_id": cascade_id, "scenario_id": scenario.id, "correlation_key": scenario.correlation,
+                  "correlation_value": correlation_value, "stop_events": scenario.stop_events, "created_at": now}
+    created = store.create(cascade, open_index)
+    status = "running"
+    if not created:
+        existing = store.get(cascade_id)
+        if existing is None:  # created and discarded meanwhile: let the client try again
+            raise Conflict("a request with this idempotency_key is being undone; retry")
+        if existing["body_hash"] != fingerprint:
+            raise Conflict("idempotency_key was already used with a different event")
+        scenario = Scenario.model_validate_json(existing["scenario_json"])
+        status = existing["status"]
+        logger.info("duplicate event", cascade_id=cascade_id)
+    try:
+        # Also on a duplicate: if the first request died between the write and the start, this
+        # one completes it. The execution is named by the cascade id, so it starts once.
+        aws.start_execution(cfg.state_machine_arn, cascade_id, workflow_input(cascade_id, scenario, cfg.time_scale))
+    except Exception:
+        if created:
+            store.discard(cascade_id, event.recipient.id)
+        raise
+    if created:
+        logger.info("cascade started", cascade_id=cascade_id, scenario=scenario.id, steps=len(scenario.steps))
+    return {"cascade_id": cascade_id, "scenario": scenario.id, "status": status}
+
+
+def stop_matching(event: EventIn, store: CascadeStore) -> list[str]:
+    """Stop the recipient's running cascades that this business event completes."""
+    stopped = []
+    for item in store.open_cascades(event.recipient.id):
+        if event.type not in item.get("stop_events", []):
+            continue
+        if str(event.data.get(item["correlation_key"], "")) != item["correlation_value"]:
+            continue
+        if signals.stop(item["cascade_id"], "succeeded", f"event:{event.type}", store):
+            stopped.append(item["cascade_id"])
+    return stopped
+
+
+__all__ = ["accept", "parse_event", "start", "stop_matching"]

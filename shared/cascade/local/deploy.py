@@ -1,0 +1,249 @@
+"""Create the translated template's resources in moto, as CloudFormation would on AWS.
+
+moto's own CloudFormation skips several types this template uses (secrets, SNS subscriptions,
+SES configuration sets), so the local stack resolves the intrinsics itself and creates each
+resource with the ordinary API call. API Gateway resources are left to the local gateway."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from cascade.local.template import ROOT
+
+ACCOUNT = "123456789012"
+SKIPPED = ("AWS::ApiGatewayV2::", "AWS::Lambda::Permission", "AWS::SNS::TopicPolicy")
+
+
+@dataclass
+class Deployed:
+    stack_name: str
+    region: str
+    physical: dict[str, str] = field(default_factory=dict)  # logical id → Ref value
+    arns: dict[str, str] = field(default_factory=dict)  # logical id → Arn
+    function_env: dict[str, dict[str, str]] = field(default_factory=dict)  # function name → env
+    email_event_topics: dict[str, str] = field(default_factory=dict)  # configuration set → topic ARN
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def _zip_dir(path: Path) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for file in sorted(path.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts:
+                zf.write(file, file.relative_to(path).as_posix())
+    return buf.getvalue()
+
+
+def _deps(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if "Ref" in value:
+            found.add(value["Ref"])
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            found.add(target[0] if isinstance(target, list) else target.split(".")[0])
+        if "Fn::Sub" in value:
+            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            found.update(m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+        for v in value.values():
+            found |= _deps(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= _deps(v)
+    return found
+
+
+class Deployer:
+    def __init__(self, cfn: dict[str, Any], stack_name: str, region: str, parameters: dict[str, str],
+                 code_dirs: dict[str, Path]) -> None:
+        self.cfn = cfn
+        self.region = region
+        self.code_dirs = code_dirs
+        self.out = Deployed(stack_name=stack_name, region=region)
+        self.params = {name: str(spec.get("Default", "")) for name, spec in cfn.get("Parameters", {}).items()}
+        self.params.update(parameters)
+        self.pseudo = {"AWS::Region": region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+                       "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"}
+        self.bucket = f"{stack_name}-artifacts"
+
+    def c(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    # -- intrinsics ---------------------------------------------------------------------------
+
+    def ref(self, name: str) -> str:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.params:
+            return self.params[name]
+        return self.out.physical[name]
+
+    def att(self, logical: str, attr: str) -> str:
+        if attr == "Arn":
+            return self.out.arns[logical]
+        if attr in ("Name", "TopicName"):
+            return self.out.physical[logical].rsplit(":", 1)[-1]
+        raise KeyError(f"{logical}.{attr}")
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "Ref" in value:
+            return self.ref(value["Ref"])
+        if "Fn::GetAtt" in value:
+            target = value["Fn::GetAtt"]
+            logical, attr = target if isinstance(target, list) else target.split(".", 1)
+            return self.att(logical, attr)
+        if "Fn::Sub" in value:
+            arg = value["Fn::Sub"]
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+            def sub(m: re.Match[str]) -> str:
+                key = m.group(1)
+                if key in extra:
+                    return str(extra[key])
+                if "." in key:
+                    return self.att(*key.split(".", 1))
+                return self.ref(key)
+
+            return re.sub(r"\$\{([^}!]+)\}", sub, text)
+        if "Fn::Join" in value:
+            sep, parts = value["Fn::Join"]
+            return sep.join(str(p) for p in self.resolve(parts))
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    # -- deployment ---------------------------------------------------------------------------
+
+    def order(self) -> list[str]:
+        resources = self.cfn["Resources"]
+        done: list[str] = []
+        pending = dict(resources)
+        while pending:
+            ready = [n for n, r in pending.items()
+                     if all(d in done or d not in resources for d in _deps(r.get("Properties", {}))
+                            | set(r.get("DependsOn", []) if isinstance(r.get("DependsOn", []), list) else [r["DependsOn"]]))]
+            if not ready:
+                raise RuntimeError(f"circular references among {sorted(pending)}")
+            for n in sorted(ready):
+                done.append(n)
+                pending.pop(n)
+        return done
+
+    def deploy(self) -> Deployed:
+        s3 = self.c("s3")
+        s3.create_bucket(Bucket=self.bucket)
+        for logical, path in self.code_dirs.items():
+            s3.put_object(Bucket=self.bucket, Key=f"{logical}.zip", Body=_zip_dir(path))
+        for logical in self.order():
+            res = self.cfn["Resources"][logical]
+            if res["Type"].startswith(SKIPPED):
+                self.out.physical[logical] = "local"
+                continue
+            create = getattr(self, "_" + res["Type"].replace("AWS::", "").replace("::", "_"))
+            create(logical, self.resolve(res.get("Properties", {})))
+        for name, spec in self.cfn.get("Outputs", {}).items():
+            self.out.outputs[name] = str(self.resolve(spec["Value"]))
+        return self.out
+
+    def _name(self, logical: str) -> str:
+        return f"{self.out.stack_name}-{logical}"[:64]
+
+    def _DynamoDB_Table(self, logical: str, p: dict[str, Any]) -> None:
+        name = p.get("TableName") or self._name(logical)
+        kwargs = {k: p[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes") if k in p}
+        desc = self.c("dynamodb").create_table(TableName=name, BillingMode=p.get("BillingMode", "PAY_PER_REQUEST"),
+                                               **kwargs)["TableDescription"]
+        if "TimeToLiveSpecification" in p:
+            self.c("dynamodb").update_time_to_live(TableName=name, TimeToLiveSpecification=p["TimeToLiveSpecification"])
+        self.out.physical[logical], self.out.arns[logical] = name, desc["TableArn"]
+
+    def _SecretsManager_Secret(self, logical: str, p: dict[str, Any]) -> None:
+        value = p.get("SecretString")
+        if value is None:
+            gen = p.get("GenerateSecretString", {})
+            import secrets
+
+            doc = json.loads(gen.get("SecretStringTemplate", "{}"))
+            doc[gen.get("GenerateStringKey", "password")] = secrets.token_urlsafe(30)
+            value = json.dumps(doc)
+        arn = self.c("secretsmanager").create_secret(Name=self._name(logical), SecretString=value)["ARN"]
+        self.out.physical[logical] = self.out.arns[logical] = arn
+
+    def _SNS_Topic(self, logical: str, p: dict[str, Any]) -> None:
+        arn = self.c("sns").create_topic(Name=p.get("TopicName") or self._name(logical))["TopicArn"]
+        self.out.physical[logical] = self.out.arns[logical] = arn
+
+    def _SNS_Subscription(self, logical: str, p: dict[str, Any]) -> None:
+        arn = self.c("sns").subscribe(TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p["Endpoint"])
+        self.out.physical[logical] = arn["SubscriptionArn"]
+
+    def _SES_ConfigurationSet(self, logical: str, p: dict[str, Any]) -> None:
+        name = p.get("Name") or self._name(logical)
+        self.c("sesv2").create_configuration_set(ConfigurationSetName=name)
+        self.out.physical[logical] = name
+
+    def _SES_ConfigurationSetEventDestination(self, logical: str, p: dict[str, Any]) -> None:
+        # moto has no SES event publishing: the local SES stand-in publishes to this topic itself.
+        topic = p["EventDestination"]["SnsDestination"]["TopicARN"]
+        self.out.email_event_topics[p["ConfigurationSetName"]] = topic
+        self.out.physical[logical] = logical
+
+    def _IAM_Role(self, logical: str, p: dict[str, Any]) -> None:
+        iam = self.c("iam")
+        name = self._name(logical)
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"]))["Role"]["Arn"]
+        for managed in p.get("ManagedPolicyArns", []):
+            try:
+                iam.attach_role_policy(RoleName=name, PolicyArn=managed)
+            except iam.exceptions.NoSuchEntityException:
+                pass  # moto does not ship AWS managed policies unless asked (slow to load); nothing checks them
+        for policy in p.get("Policies", []):
+            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                                # SAM's policy templates leave Version out (IAM then assumes the
+                                # old one); moto insists on it. The statements mean the same.
+                                PolicyDocument=json.dumps({"Version": "2012-10-17", **policy["PolicyDocument"]}))
+        self.out.physical[logical], self.out.arns[logical] = name, arn
+
+    def _Lambda_LayerVersion(self, logical: str, p: dict[str, Any]) -> None:
+        arn = self.c("lambda").publish_layer_version(
+            LayerName=p.get("LayerName") or self._name(logical), Content=p["Content"],
+            CompatibleRuntimes=p.get("CompatibleRuntimes", []))["LayerVersionArn"]
+        self.out.physical[logical] = self.out.arns[logical] = arn
+
+    def _Lambda_Function(self, logical: str, p: dict[str, Any]) -> None:
+        name = p.get("FunctionName") or self._name(logical)
+        env = {k: str(v) for k, v in (p.get("Environment") or {}).get("Variables", {}).items()}
+        fn = self.c("lambda").create_function(
+            FunctionName=name, Runtime=p["Runtime"], Role=p["Role"], Handler=p["Handler"], Code=p["Code"],
+            Architectures=p.get("Architectures", ["arm64"]), Timeout=int(p.get("Timeout", 3)),
+            MemorySize=int(p.get("MemorySize", 128)), Environment={"Variables": env}, Layers=p.get("Layers", []),
+        )
+        self.out.physical[logical], self.out.arns[logical] = name, fn["FunctionArn"]
+        self.out.function_env[name] = env
+
+    def _StepFunctions_StateMachine(self, logical: str, p: dict[str, Any]) -> None:
+        definition = p["DefinitionString"]
+        for key, val in (p.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + key + "}", str(val))
+        arn = self.c("stepfunctions").create_state_machine(
+            name=p.get("StateMachineName") or self._name(logical), definition=definition, roleArn=p["RoleArn"],
+            type=p.get("StateMachineType", "STANDARD"))["stateMachineArn"]
+        self.out.physical[logical] = self.out.arns[logical] = arn
+
+
+def deploy(cfn: dict[str, Any], stack_name: str, region: str, parameters: dict[str, str],
+           code_dirs: dict[str, Path]) -> Deployed:
+    return Deployer(cfn, stack_name, region, parameters, code_dirs).deploy()
+
+
+__all__ = ["ACCOUNT", "Deployed", "deploy", "ROOT"]

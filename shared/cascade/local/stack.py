@@ -1,0 +1,287 @@
+"""The local stack: moto (as AWS) running the real state machine over the real handlers, the
+template's HTTP routes served as API Gateway v2 payloads, and a Telegram stand-in.
+
+``LocalStack(...).start()`` is what ``make run`` and the end-to-end tests use."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+
+from cascade.local import lambdas, template
+from cascade.local.deploy import ACCOUNT, Deployed, deploy
+from cascade.local.httpserver import LoopbackServer, json_answer
+from cascade.local.telegram import TelegramStandIn
+
+REGION = "us-east-1"
+EMAIL_FROM = "shop@example.com"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalStack:
+    def __init__(self, port: int = 3000, api_key: str = "local-dev-key", time_scale: float = 60.0,
+                 stack_name: str = "cascade-local") -> None:
+        self.port = port
+        self.api_key = api_key
+        self.time_scale = time_scale
+        self.stack_name = stack_name
+        self.deployed: Deployed | None = None
+        self.routes: list[tuple[str, re.Pattern[str], str, str]] = []
+        self.telegram = TelegramStandIn(bot_token=f"{secrets.randbelow(10**9)}:local-{secrets.token_hex(8)}")
+        self.webhook_secret = secrets.token_hex(16)
+
+    # -- start / stop -------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        moto_port = _free_port()
+        os.environ.update({
+            "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            # The state machine's own service calls go to localhost:$MOTO_PORT in server mode.
+            "MOTO_PORT": str(moto_port),
+        })
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        lambdas.install()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self.moto.start()
+        self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
+        self.telegram.start()
+        self.gateway = LoopbackServer(self._handle, self.port)
+        self.port = self.gateway.port
+        self.url = self.gateway.url
+        self._deploy()
+        self.gateway.start()
+        # What an operator does once after `sam deploy`: point the bot's webhook at the API.
+        httpx.post(f"{self.telegram.url}/bot{self.telegram.bot_token}/setWebhook",
+                   json={"url": f"{self.url}/webhooks/telegram", "secret_token": self.webhook_secret}, timeout=10)
+        return self
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        self.telegram.stop()
+        self.moto.stop()
+
+    def _deploy(self) -> None:
+        import boto3
+
+        sam = template.load()
+        cfn = template.translate(sam, bucket=f"{self.stack_name}-artifacts")
+        funcs = template.functions(sam)
+        code_dirs = {logical: spec["code_dir"] for logical, spec in funcs.items()}
+        code_dirs["CoreLayer"] = template.ROOT / "shared"
+        params = {"EmailFrom": EMAIL_FROM, "TelegramApiBase": self.telegram.url,
+                  "TimeScale": str(self.time_scale)}
+        self.deployed = d = deploy(cfn, self.stack_name, REGION, params, code_dirs)
+        for logical, spec in funcs.items():
+            name = d.physical[logical]
+            lambdas.REGISTRY[name] = lambdas.FunctionSpec(spec["code_dir"], spec["handler"], d.function_env[name])
+        self.functions = {logical: d.physical[logical] for logical in funcs}
+        for method, path, logical in template.http_routes(sam):
+            pattern = re.compile("^" + re.sub(r"\{(\w+)\+?\}", r"(?P<\1>[^/]+)", path) + "$")
+            self.routes.append((method, pattern, path, d.physical[logical]))
+        # Secrets hold what an operator would put there after deploying.
+        sm = boto3.client("secretsmanager", region_name=REGION)
+        sm.put_secret_value(SecretId=d.outputs["ApiKeySecretArn"], SecretString=json.dumps({"api_key": self.api_key}))
+        sm.put_secret_value(SecretId=d.outputs["ProviderSecretArn"], SecretString=json.dumps({
+            "telegram_bot_token": self.telegram.bot_token, "telegram_webhook_secret": self.webhook_secret}))
+        boto3.client("sesv2", region_name=REGION).create_email_identity(EmailIdentity=EMAIL_FROM)
+        self.state_machine_arn = d.outputs["StateMachineArn"]
+        self.table_name = d.outputs["TableName"]
+
+    # -- the gateway ----------------------------------------------------------------------------
+
+    def _handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Any:
+        if path.startswith("/local/"):
+            return self._local(method, path, query, body)
+        for route_method, pattern, route_path, function in self.routes:
+            match = pattern.match(path)
+            if match and route_method == method:
+                return self._invoke(function, f"{method} {route_path}", method, path, query, headers, body,
+                                    match.groupdict())
+        return json_answer(404, {"message": "Not Found"})
+
+    def _invoke(self, function: str, route_key: str, method: str, path: str, query: str,
+                headers: dict[str, str], body: bytes, path_params: dict[str, str]) -> Any:
+        import boto3
+
+        try:
+            text, b64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, b64 = base64.b64encode(body).decode(), True
+        now = datetime.now(UTC)
+        event = {
+            "version": "2.0", "routeKey": route_key, "rawPath": path, "rawQueryString": query,
+            "headers": {**headers, "x-forwarded-proto": "http"},
+            "queryStringParameters": dict(parse_qsl(query)) or None,
+            "pathParameters": path_params or None,
+            "requestContext": {
+                "accountId": ACCOUNT, "apiId": "local", "domainName": headers.get("host", f"127.0.0.1:{self.port}"),
+                "domainPrefix": "127", "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                                "sourceIp": "127.0.0.1", "userAgent": headers.get("user-agent", "")},
+                "requestId": str(uuid.uuid4()), "routeKey": route_key, "stage": "$default",
+                "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"), "timeEpoch": int(now.timestamp() * 1000),
+            },
+            "body": text if body else None, "isBase64Encoded": b64,
+        }
+        resp = boto3.client("lambda", region_name=REGION).invoke(FunctionName=function, Payload=json.dumps(event))
+        payload = json.loads(resp["Payload"].read() or b"null")
+        if resp.get("FunctionError"):
+            return json_answer(500, {"message": "Internal Server Error"})
+        if not isinstance(payload, dict) or "statusCode" not in payload:
+            return json_answer(200, payload)
+        out = payload.get("body") or ""
+        data = base64.b64decode(out) if payload.get("isBase64Encoded") else str(out).encode()
+        return int(payload["statusCode"]), {k.lower(): str(v) for k, v in (payload.get("headers") or {}).items()}, data
+
+    # -- local-only routes ----------------------------------------------------------------------
+
+    def _local(self, method: str, path: str, query: str, body: bytes) -> Any:
+        if path == "/local/info" and method == "GET":
+            return json_answer(200, self.info())
+        if path == "/local/outbox" and method == "GET":
+            wanted = dict(parse_qsl(query)).get("cascade_id")
+            messages = [m for m in self.outbox() if not wanted or m["cascade_id"] == wanted]
+            return json_answer(200, {"messages": messages})
+        if path == "/local/simulate" and method == "POST":
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                return json_answer(400, {"error": "body is not valid JSON"})
+            return self.simulate(request)
+        return json_answer(404, {"error": "no such local route"})
+
+    def info(self) -> dict[str, Any]:
+        return {"aws_endpoint": self.aws_endpoint, "state_machine_arn": self.state_machine_arn,
+                "time_scale": self.time_scale, "api_url": self.url, "table_name": self.table_name,
+                "telegram_api": self.telegram.url}
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Every message any channel sent, oldest first: the customers' inboxes and phones."""
+        from moto.ses.models import ses_backends
+        from moto.sns.models import sns_backends
+
+        from cascade.channels.email import _URL  # noqa: F401 - same link pattern for readers
+        from cascade.store import CascadeStore
+
+        store = CascadeStore(self.table_name)
+        found: list[dict[str, Any]] = []
+        for msg in list(ses_backends[ACCOUNT][REGION].sent_messages):
+            to = ", ".join((getattr(msg, "destinations", {}) or {}).get("ToAddresses", []))
+            text = re.sub(r"<br>\s*", "\n", getattr(msg, "body", ""))
+            text = re.sub(r"<[^>]+>", "", text)
+            found.append(self._entry(store, "email", msg.id, to, getattr(msg, "subject", None), text))
+        for mid, (phone, text) in list(sns_backends[ACCOUNT][REGION].sms_messages.items()):
+            found.append(self._entry(store, "sms", mid, phone, None, text))
+        for m in list(self.telegram.messages):
+            found.append(self._entry(store, "telegram", f"{m['chat']['id']}:{m['message_id']}", str(m["chat"]["id"]),
+                                     None, m["text"]))
+        found.sort(key=lambda m: m["sent_at"] or "")
+        return found
+
+    @staticmethod
+    def _entry(store: Any, channel: str, pmid: str, to: str, subject: str | None, text: str) -> dict[str, Any]:
+        import html
+
+        ref = store.get_message(channel, pmid) or {}
+        return {"channel": channel, "to": to, "subject": subject, "text": html.unescape(text).strip(),
+                "provider_message_id": pmid, "cascade_id": ref.get("cascade_id"), "step": ref.get("step"),
+                "sent_at": ref.get("sent_at")}
+
+    def simulate(self, request: dict[str, Any]) -> Any:
+        """Play the provider: emit its real event for a message (through the real webhook path)."""
+        pmid, signal = str(request.get("provider_message_id", "")), request.get("signal")
+        message = next((m for m in self.outbox() if m["provider_message_id"] == pmid), None)
+        if message is None:
+            return json_answer(404, {"error": f"no message {pmid!r} in the outbox"})
+        channel = message["channel"]
+        if signal == "clicked" and channel != "email":
+            link = re.search(r"https?://\S+/r/[\w-]+", message["text"])
+            if not link:
+                return json_answer(422, {"error": "the message carries no tracked link"})
+            resp = httpx.get(link.group(0), follow_redirects=False, timeout=30)
+            return json_answer(200, {"ok": resp.status_code == 302, "channel": channel, "signal": signal,
+                                     "location": resp.headers.get("location")})
+        if channel == "email":
+            return self._ses_event(message, signal)
+        if channel == "sms":
+            if signal != "replied":
+                return json_answer(422, {"error": f"SMS through SNS reports no {signal!r}; it can be replied or clicked"})
+            return self._inbound_sms(message, request.get("text") or "YES")
+        if channel == "telegram":
+            original = self.telegram.find(pmid)
+            assert original is not None
+            if signal in ("read", "confirmed"):
+                resp = self.telegram.press_button(original, signal if signal == "confirmed" else "read")
+            elif signal == "replied":
+                resp = self.telegram.reply(original, request.get("text") or "Thanks!")
+            else:
+                return json_answer(422, {"error": f"Telegram reports no {signal!r} to bots"})
+            return json_answer(200 if resp.status_code == 200 else 502,
+                               {"ok": resp.status_code == 200, "channel": channel, "signal": signal})
+        return json_answer(422, {"error": f"cannot simulate on {channel}"})
+
+    def _ses_event(self, message: dict[str, Any], signal: str | None) -> Any:
+        import boto3
+
+        kinds = {"read": "Open", "clicked": "Click", "delivered": "Delivery", "failed": "Bounce"}
+        if signal not in kinds:
+            return json_answer(422, {"error": f"SES reports no {signal!r}; use read, clicked, delivered or failed"})
+        assert self.deployed is not None
+        topic = next(iter(self.deployed.email_event_topics.values()))
+        kind = kinds[signal]
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        event: dict[str, Any] = {"eventType": kind, "mail": {
+            "timestamp": message["sent_at"] or now, "source": EMAIL_FROM, "sendingAccountId": ACCOUNT,
+            "messageId": message["provider_message_id"], "destination": [message["to"]], "headersTruncated": False,
+            "tags": {"ses:configuration-set": [next(iter(self.deployed.email_event_topics))]}}}
+        if kind == "Open":
+            event["open"] = {"ipAddress": "127.0.0.1", "timestamp": now, "userAgent": "local"}
+        elif kind == "Click":
+            link = re.search(r"https?://\S+", message["text"])
+            event["click"] = {"ipAddress": "127.0.0.1", "timestamp": now, "userAgent": "local",
+                              "link": link.group(0) if link else ""}
+        elif kind == "Delivery":
+            event["delivery"] = {"timestamp": now, "recipients": [message["to"]], "smtpResponse": "250 OK"}
+        else:
+            event["bounce"] = {"bounceType": "Permanent", "bounceSubType": "General", "timestamp": now,
+                               "bouncedRecipients": [{"emailAddress": message["to"]}]}
+        boto3.client("sns", region_name=REGION).publish(TopicArn=topic, Message=json.dumps(event))
+        return json_answer(200, {"ok": True, "channel": "email", "signal": signal})
+
+    def _inbound_sms(self, message: dict[str, Any], text: str) -> Any:
+        import boto3
+
+        assert self.deployed is not None
+        inbound = {"originationNumber": message["to"], "destinationNumber": "+12065550100",
+                   "messageKeyword": "KEYWORD_" + ACCOUNT, "messageBody": text,
+                   "inboundMessageId": str(uuid.uuid4()), "previousPublishedMessageId": message["provider_message_id"]}
+        boto3.client("sns", region_name=REGION).publish(TopicArn=self.deployed.outputs["InboundSmsTopicArn"],
+                                                        Message=json.dumps(inbound))
+        return json_answer(200, {"ok": True, "channel": "sms", "signal": "replied"})
+
+    def wait_idle(self, seconds: float = 0.0) -> None:
+        time.sleep(seconds)
+
+
+__all__ = ["LocalStack"]

@@ -1,0 +1,145 @@
+"""Request and response models of the public API. The same models validate requests and
+describe the API in ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CascadeStatus = Literal["running", "succeeded", "exhausted", "cancelled", "failed"]
+StepStatus = Literal["pending", "sent", "delivered", "read", "clicked", "replied", "failed", "skipped"]
+
+
+class RecipientIn(BaseModel):
+    """Who the cascade is about, and how to reach them."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=128, description="the business's own customer id")
+    name: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["ru", "en"])
+    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Moscow"])
+    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(default=None, description="E.164, e.g. +77011234567")
+    telegram_chat_id: str | None = Field(default=None, pattern=r"^-?\d{1,20}$")
+
+    @field_validator("telegram_chat_id", mode="before")
+    @classmethod
+    def _chat_id_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import phonenumbers
+
+        if not value.startswith("+"):
+            raise ValueError("must be in E.164 form, starting with + and the country code")
+        try:
+            number = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError("is not a phone number") from exc
+        if not phonenumbers.is_valid_number(number):
+            raise ValueError("is not a valid phone number")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError, OSError) as exc:
+            raise ValueError("is not an IANA time zone name") from exc
+        return value
+
+
+class EventIn(BaseModel):
+    """An event about one customer: a scenario's trigger starts a cascade, a success event stops one."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", examples=["delivery.failed"])
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    scenario: str | None = Field(default=None, description="scenario id; default: the one triggered by `type`")
+    recipient: RecipientIn
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CascadeStarted(BaseModel):
+    cascade_id: str
+    scenario: str
+    status: CascadeStatus
+
+
+class CascadesStopped(BaseModel):
+    stopped: list[str]
+
+
+class StepView(BaseModel):
+    index: int
+    channel: str
+    status: StepStatus
+    provider_message_id: str | None = None
+    sent_at: str | None = None
+    reason: str | None = None
+
+
+class CascadeView(BaseModel):
+    cascade_id: str
+    scenario: str
+    status: CascadeStatus
+    stop_reason: str | None = None
+    recipient_id: str
+    created_at: str
+    finished_at: str | None = None
+    steps: list[StepView]
+
+
+class Touch(BaseModel):
+    """One thing that happened to a recipient: a message sent or a signal received."""
+
+    at: str
+    cascade_id: str
+    scenario: str
+    step: int
+    channel: str
+    kind: Literal["sent", "signal", "skipped", "failed"]
+    status: str
+    provider_message_id: str | None = None
+
+
+class Timeline(BaseModel):
+    recipient_id: str
+    touches: list[Touch]
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+__all__ = [
+    "CascadeStarted",
+    "CascadeStatus",
+    "CascadeView",
+    "CascadesStopped",
+    "ErrorBody",
+    "EventIn",
+    "RecipientIn",
+    "StepStatus",
+    "StepView",
+    "Timeline",
+    "Touch",
+]

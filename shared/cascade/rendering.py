@@ -1,0 +1,50 @@
+"""Message text: templates rendered in jinja2's sandbox, then every link made trackable."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from cascade.scenarios import Step
+
+_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
+
+
+@cache
+def _env() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+
+
+def render(step: Step, locale: str, context: dict[str, Any]) -> tuple[str | None, str]:
+    """(subject, text) of a step in a locale, rendered against recipient/data/cascade."""
+    copy = step.template.get(locale) or step.template["en"]
+    env = _env()
+    subject = env.from_string(copy.subject).render(context).strip() if copy.subject else None
+    text = env.from_string(copy.text).render(context).strip()
+    return subject, text
+
+
+def new_link_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def track_links(text: str, base_url: str, remember: Callable[[str, str], None],
+                make_token: Callable[[], str] = new_link_token) -> str:
+    """Replace every http(s) URL with ``<base_url>/r/<token>``; ``remember(token, url)`` stores it."""
+    base = base_url.rstrip("/")
+
+    def swap(match: re.Match[str]) -> str:
+        token = make_token()
+        remember(token, match.group(0))
+        return f"{base}/r/{token}"
+
+    return _URL.sub(swap, text)
+
+
+__all__ = ["new_link_token", "render", "track_links"]

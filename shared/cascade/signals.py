@@ -1,0 +1,94 @@
+"""What customers do: a provider's signal moves a step forward and, if it is one of the
+scenario's success signals, stops the cascade at once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cascade import aws
+from cascade.channels.base import Signal
+from cascade.observability import logger
+from cascade.planning import hashed
+from cascade.store import STEP_RANK, CascadeStore, default_store, now_iso
+
+# A signal's effect on the step's status ("confirmed" shows as a reply on the step).
+STEP_STATUS = {"delivered": "delivered", "read": "read", "clicked": "clicked", "replied": "replied",
+               "confirmed": "replied"}
+
+
+def stop(cascade_id: str, status: str, reason: str | None, store: CascadeStore | None = None) -> bool:
+    """End a running cascade now. False if it had already ended."""
+    store = store or default_store()
+    old = store.finish(cascade_id, status, reason, now_iso())
+    if old is None:
+        return False
+    token = old.get("task_token")
+    if token:
+        aws.resume(token, {"status": status, "stop_reason": reason})
+    logger.info("cascade stopped", cascade_id=cascade_id, status=status, stop_reason=reason)
+    return True
+
+
+def locate(sig: Signal, store: CascadeStore) -> dict[str, Any] | None:
+    """Which cascade step a provider's signal is about."""
+    if sig.provider_message_id:
+        ref = store.get_message(sig.channel, sig.provider_message_id)
+        if ref:
+            return {**ref, "provider_message_id": sig.provider_message_id}
+    if sig.chat_id:
+        chat = sig.chat_id if sig.channel == "telegram" else hashed(sig.chat_id)
+        return store.get_last_chat_message(sig.channel, chat)
+    return None
+
+
+def receive(sig: Signal, store: CascadeStore | None = None) -> str | None:
+    """Apply a provider's signal. Returns the cascade id it belonged to, if any."""
+    store = store or default_store()
+    ref = locate(sig, store)
+    if ref is None:
+        logger.info("signal for an unknown message", channel=sig.channel, signal=sig.signal)
+        return None
+    apply(ref["cascade_id"], int(ref["step"]), sig.signal, store, ref.get("provider_message_id"))
+    return str(ref["cascade_id"])
+
+
+def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
+          provider_message_id: str | None = None) -> None:
+    cascade = store.get(cascade_id)
+    if cascade is None:
+        return
+    channel_name = cascade["steps"][index]["channel"]
+    if signal == "failed":
+        moved = store.set_step(cascade_id, index, status="failed", reason="provider_reported",
+                               only_from=("sent", "delivered"))
+    else:
+        new = STEP_STATUS[signal]
+        lower = tuple(s for s, rank in STEP_RANK.items() if rank < STEP_RANK[new] and s not in ("pending",))
+        moved = store.set_step(cascade_id, index, status=new, only_from=lower)
+    store.put_touch(cascade["recipient"]["id"], {
+        "at": now_iso(), "cascade_id": cascade_id, "scenario": cascade["scenario_id"], "step": index,
+        "channel": channel_name, "kind": "signal", "status": signal, "provider_message_id": provider_message_id,
+    })
+    logger.info("signal", cascade_id=cascade_id, step=index, channel=channel_name, signal=signal, moved=moved)
+    if cascade["status"] != "running":
+        return
+    success = json.loads(cascade["scenario_json"])["success"]
+    if signal in success:
+        stop(cascade_id, "succeeded", signal, store)
+    elif signal == "failed" and cascade.get("current_step") == index and cascade.get("task_token"):
+        # The provider gave up on the message we are waiting on: no point waiting out the timer.
+        aws.escalate(cascade["task_token"], "provider_reported_failure")
+
+
+def click(token: str, store: CascadeStore | None = None) -> str | None:
+    """A tracked link was opened: record ``clicked`` and return where to send the browser."""
+    store = store or default_store()
+    link = store.get_link(token)
+    if link is None:
+        return None
+    apply(link["cascade_id"], int(link["step"]), "clicked", store)
+    return str(link["url"])
+
+
+__all__ = ["apply", "click", "locate", "receive", "stop"]

@@ -1,0 +1,261 @@
+"""DynamoDB access: one table, items keyed by ``pk``/``sk``.
+
+=====================================  ==============================================
+item                                   key
+=====================================  ==============================================
+cascade (state, steps, task token)     ``C#<cascade_id>`` / ``C``
+open cascade of a recipient            ``R#<recipient_id>`` / ``OPEN#<cascade_id>``
+touch (sent message or signal)         ``R#<recipient_id>`` / ``T#<at>#<cascade_id>#<step>#<n>``
+provider message → cascade step        ``M#<channel>#<provider_message_id>`` / ``M``
+tracked link                           ``L#<token>`` / ``L``
+last message to a chat                 ``CHAT#<channel>#<chat_id>`` / ``LAST``
+=====================================  ==============================================
+
+Every change that decides whether a message may go out is a conditional write, so a stop and
+a timer that fire together can never both win.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from cascade.aws import client as aws_client
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+# A signal may only move a step forward along this order.
+STEP_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "clicked": 5, "replied": 6,
+             "confirmed": 6}
+KEEP_SECONDS = 180 * 24 * 3600
+
+
+def _dump(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _load(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    # Numbers come back as Decimal; everything we store as a number is an int.
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if type(value).__name__ == "Decimal":
+        return int(value)
+    return value
+
+
+def _failed_condition(exc: ClientError) -> bool:
+    code = exc.response["Error"]["Code"]
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
+    return False
+
+
+class CascadeStore:
+    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
+        self.table = table_name
+        self._db = dynamodb
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            self._db = aws_client("dynamodb")
+        return self._db
+
+    # -- cascades -----------------------------------------------------------------------------
+
+    def create(self, cascade: dict[str, Any], open_index: dict[str, Any]) -> bool:
+        """Write a new cascade and its open-index entry together. False if the id exists."""
+        cid, rid = cascade["cascade_id"], cascade["recipient"]["id"]
+        try:
+            self.db.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": self.table, "Item": _dump({"pk": f"C#{cid}", "sk": "C", **cascade}),
+                             "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": self.table,
+                             "Item": _dump({"pk": f"R#{rid}", "sk": f"OPEN#{cid}", **open_index})}},
+                ]
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def get(self, cascade_id: str) -> dict[str, Any] | None:
+        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
+                                ConsistentRead=True)
+        return _load(resp.get("Item"))
+
+    def discard(self, cascade_id: str, recipient_id: str) -> None:
+        """Undo :meth:`create` when the workflow could not be started."""
+        self.db.transact_write_items(TransactItems=[
+            {"Delete": {"TableName": self.table, "Key": _dump({"pk": f"C#{cascade_id}", "sk": "C"})}},
+            {"Delete": {"TableName": self.table, "Key": _dump({"pk": f"R#{recipient_id}", "sk": f"OPEN#{cascade_id}"})}},
+        ])
+
+    def claim_step(self, cascade_id: str, index: int, token: str, now: str) -> Literal["claimed", "stopped"]:
+        """Take step ``index`` for sending: only while the cascade runs and the step is pending."""
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
+                UpdateExpression=f"SET steps[{index}].#st = :sending, task_token = :tok, current_step = :i, updated_at = :now",
+                ConditionExpression=f"#status = :running AND steps[{index}].#st = :pending",
+                ExpressionAttributeNames={"#st": "status", "#status": "status"},
+                ExpressionAttributeValues=_dump({":sending": "sending", ":tok": token, ":i": index, ":now": now,
+                                                 ":running": "running", ":pending": "pending"}),
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return "stopped"
+            raise
+        return "claimed"
+
+    def set_step(self, cascade_id: str, index: int, *, status: str, only_from: tuple[str, ...] = (),
+                 **fields: Any) -> bool:
+        """Set a step's status (and fields). With ``only_from``, only if its status is one of those."""
+        names = {"#st": "status"}
+        values: dict[str, Any] = {":new": status}
+        sets = [f"steps[{index}].#st = :new"]
+        for n, (key, value) in enumerate(fields.items()):
+            if value is None:
+                continue
+            names[f"#f{n}"] = key
+            values[f":f{n}"] = value
+            sets.append(f"steps[{index}].#f{n} = :f{n}")
+        kwargs: dict[str, Any] = {}
+        if only_from:
+            placeholders = []
+            for n, old in enumerate(only_from):
+                values[f":o{n}"] = old
+                placeholders.append(f":o{n}")
+            kwargs["ConditionExpression"] = f"steps[{index}].#st IN ({', '.join(placeholders)})"
+        try:
+            self.db.update_item(
+                TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
+                UpdateExpression="SET " + ", ".join(sets),
+                ExpressionAttributeNames=names, ExpressionAttributeValues=_dump(values), **kwargs,
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def finish(self, cascade_id: str, status: str, reason: str | None, now: str) -> dict[str, Any] | None:
+        """Move a running cascade to its final status. Returns the cascade as it was, or None if it
+        had already finished (somebody else won)."""
+        values = {":running": "running", ":status": status, ":now": now}
+        update = "SET #status = :status, finished_at = :now, updated_at = :now REMOVE task_token"
+        if reason is not None:
+            values[":reason"] = reason
+            update = "SET #status = :status, stop_reason = :reason, finished_at = :now, updated_at = :now REMOVE task_token"
+        try:
+            resp = self.db.update_item(
+                TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
+                UpdateExpression=update, ConditionExpression="#status = :running",
+                ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=_dump(values),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return None
+            raise
+        old = _load(resp.get("Attributes"))
+        if old:
+            self.db.delete_item(TableName=self.table,
+                                Key=_dump({"pk": f"R#{old['recipient']['id']}", "sk": f"OPEN#{cascade_id}"}))
+        return old
+
+    def open_cascades(self, recipient_id: str) -> list[dict[str, Any]]:
+        resp = self.db.query(
+            TableName=self.table, KeyConditionExpression="pk = :pk AND begins_with(sk, :open)",
+            ExpressionAttributeValues=_dump({":pk": f"R#{recipient_id}", ":open": "OPEN#"}),
+        )
+        return [i for i in (_load(x) for x in resp.get("Items", [])) if i]
+
+    # -- messages, links, touches -------------------------------------------------------------
+
+    def put_message(self, channel: str, provider_message_id: str, ref: dict[str, Any]) -> None:
+        self._put({"pk": f"M#{channel}#{provider_message_id}", "sk": "M", **ref})
+
+    def get_message(self, channel: str, provider_message_id: str) -> dict[str, Any] | None:
+        return self._get(f"M#{channel}#{provider_message_id}", "M")
+
+    def put_link(self, token: str, ref: dict[str, Any]) -> None:
+        self._put({"pk": f"L#{token}", "sk": "L", **ref})
+
+    def get_link(self, token: str) -> dict[str, Any] | None:
+        return self._get(f"L#{token}", "L")
+
+    def put_last_chat_message(self, channel: str, chat_id: str, ref: dict[str, Any]) -> None:
+        self._put({"pk": f"CHAT#{channel}#{chat_id}", "sk": "LAST", **ref})
+
+    def get_last_chat_message(self, channel: str, chat_id: str) -> dict[str, Any] | None:
+        return self._get(f"CHAT#{channel}#{chat_id}", "LAST")
+
+    def put_touch(self, recipient_id: str, touch: dict[str, Any]) -> None:
+        sk = f"T#{touch['at']}#{touch['cascade_id']}#{touch['step']}#{touch['kind']}#{touch['status']}"
+        self._put({"pk": f"R#{recipient_id}", "sk": sk, **touch})
+
+    def touches(self, recipient_id: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)",
+            "ExpressionAttributeValues": _dump({":pk": f"R#{recipient_id}", ":t": "T#"}),
+        }
+        while True:
+            resp = self.db.query(**kwargs)
+            items.extend(i for i in (_load(x) for x in resp.get("Items", [])) if i)
+            if "LastEvaluatedKey" not in resp:
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _put(self, item: dict[str, Any]) -> None:
+        item.setdefault("expires_at", int(time.time()) + KEEP_SECONDS)
+        self.db.put_item(TableName=self.table, Item=_dump(item))
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": pk, "sk": sk}))
+        item = _load(resp.get("Item"))
+        if item:
+            item.pop("pk", None)
+            item.pop("sk", None)
+        return item
+
+
+__all__ = ["STEP_RANK", "CascadeStore", "default_store", "now_iso"]
+
+
+def now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_default: CascadeStore | None = None
+
+
+def default_store() -> CascadeStore:
+    """The store for this container's table (created on first use)."""
+    global _default
+    if _default is None:
+        from cascade.settings import settings
+
+        _default = CascadeStore(settings().table_name)
+    return _default
