@@ -14,7 +14,7 @@ from cascade import views
 from cascade.aws import secret
 from cascade.errors import Conflict, NotFound, Unauthorized
 from cascade.http import check_api_key
-from cascade.models import CascadeStarted, CascadesStopped, CascadeView, ErrorBody, EventIn, Timeline
+from cascade.models import CascadesStopped, CascadeStarted, CascadeView, ErrorBody, EventIn, Timeline
 from cascade.settings import settings
 
 PUBLIC = {"/openapi.json", "/docs"}

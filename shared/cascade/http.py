@@ -83,7 +83,7 @@ def error_answer(exc: Exception) -> dict[str, Any]:
 def guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001 - turned into an answer, logged when unexpected
+    except Exception as exc:
         return error_answer(exc)
 
 

@@ -11,7 +11,7 @@ import httpx
 from cascade.channels.base import Channel, Outgoing, Sent, Signal
 from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid
 
-SECRET_HEADER = "x-telegram-bot-api-secret-token"
+SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
 _CALLBACK_PREFIX = "sig:"
 
 
@@ -42,7 +42,8 @@ class TelegramChannel(Channel):
         except ValueError:
             body = {}
         if resp.status_code == 200 and body.get("ok"):
-            return dict(body.get("result") or {})
+            result = body.get("result")
+            return result if isinstance(result, dict) else {"result": result}
         description = str(body.get("description") or resp.reason_phrase)
         if resp.status_code == 429:
             retry_after = (body.get("parameters") or {}).get("retry_after")

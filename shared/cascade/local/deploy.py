@@ -6,6 +6,7 @@ resource with the ordinary API call. API Gateway resources are left to the local
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -203,10 +204,9 @@ class Deployer:
         name = self._name(logical)
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(p["AssumeRolePolicyDocument"]))["Role"]["Arn"]
         for managed in p.get("ManagedPolicyArns", []):
-            try:
+            # moto loads AWS managed policies only when asked (slowly); nothing here checks them.
+            with contextlib.suppress(iam.exceptions.NoSuchEntityException):
                 iam.attach_role_policy(RoleName=name, PolicyArn=managed)
-            except iam.exceptions.NoSuchEntityException:
-                pass  # moto does not ship AWS managed policies unless asked (slow to load); nothing checks them
         for policy in p.get("Policies", []):
             iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
                                 # SAM's policy templates leave Version out (IAM then assumes the
@@ -246,4 +246,4 @@ def deploy(cfn: dict[str, Any], stack_name: str, region: str, parameters: dict[s
     return Deployer(cfn, stack_name, region, parameters, code_dirs).deploy()
 
 
-__all__ = ["ACCOUNT", "Deployed", "deploy", "ROOT"]
+__all__ = ["ACCOUNT", "ROOT", "Deployed", "deploy"]

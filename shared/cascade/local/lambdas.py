@@ -71,7 +71,7 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
     context = LocalContext(self.function_name, self.function_arn, int(self.memory_size or 128), int(self.timeout or 3))
     try:
         result = getattr(module, spec.handler.rsplit(".", 1)[1])(event, context)
-    except Exception as exc:  # noqa: BLE001 - reported back as a Lambda function error
+    except Exception as exc:
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
     return json.dumps(result)

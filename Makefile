@@ -1,0 +1,44 @@
+# Two commands do everything: `make run` (the local stack) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SAMVENV := .venv-sam
+
+.PHONY: install run test lint typecheck bench validate build clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## the local stack on http://127.0.0.1:$$PORT (default 3000)
+	$(BIN)/python -m cascade.local
+
+test: $(STAMP) lint  ## lint, then every test
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared functions tests
+	$(BIN)/cfn-lint template.yaml
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## state transitions, cost per 1,000 cascades, cold import ratio
+	$(BIN)/python -m tests.bench
+
+$(SAMVENV)/bin/sam:
+	$(PYTHON) -m venv $(SAMVENV)
+	$(SAMVENV)/bin/python -m pip install -q --disable-pip-version-check aws-sam-cli==1.170.0
+
+validate: $(SAMVENV)/bin/sam  ## sam validate --lint
+	$(SAMVENV)/bin/sam validate --lint --region us-east-1
+
+build: $(SAMVENV)/bin/sam  ## sam build (needs python3.12 on PATH)
+	PATH="$(CURDIR)/$(SAMVENV)/bin:$$PATH" PYENV_VERSION=3.12.1:3.11.7 $(SAMVENV)/bin/sam build
+
+clean:
+	rm -rf $(VENV) $(SAMVENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

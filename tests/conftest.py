@@ -1,0 +1,70 @@
+"""Shared fixtures. End-to-end tests run against one local stack per session: moto as AWS
+(executing the real state machine over the real handlers) and the Telegram stand-in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+# 4 cascade hours per real second: the 24 h email wait takes 6 s, a 2 h SMS wait 1 s.
+TIME_SCALE = 14400.0
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Any]:
+    from cascade.local.stack import LocalStack
+
+    local = LocalStack(port=0, api_key=API_KEY, time_scale=TIME_SCALE, stack_name="cascade-test").start()
+    yield local
+    local.stop()
+
+
+class Api:
+    """The public surface, as a client sees it."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {API_KEY}"})
+
+    def post_event(self, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        return self.http.post("/v1/events", json=body, **kwargs)
+
+    def cascade(self, cascade_id: str) -> dict[str, Any]:
+        resp = self.http.get(f"/v1/cascades/{cascade_id}")
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+    def outbox(self, cascade_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"cascade_id": cascade_id} if cascade_id else None
+        return list(self.http.get("/local/outbox", params=params).json()["messages"])
+
+    def simulate(self, provider_message_id: str, signal: str, **extra: Any) -> httpx.Response:
+        return self.http.post("/local/simulate", json={"provider_message_id": provider_message_id, "signal": signal,
+                                                       **extra})
+
+    def start(self, body: dict[str, Any]) -> str:
+        resp = self.post_event(body)
+        assert resp.status_code == 202, resp.text
+        return str(resp.json()["cascade_id"])
+
+
+@pytest.fixture(scope="session")
+def api(stack: Any) -> Api:
+    return Api(stack.url)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
+    """Poll until ``check()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)

@@ -1,0 +1,63 @@
+"""Scenario validation: a broken scenario is refused with a reason before any customer is messaged."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from pydantic import ValidationError
+
+from cascade.scenarios import Scenario, parse_duration, presets
+
+GOOD = {
+    "id": "demo", "name": "Demo", "trigger": "demo.happened", "correlation": "order_id",
+    "success": ["read", "event:demo.done"],
+    "steps": [{"channel": "email", "wait": "1h30m",
+               "template": {"ru": {"subject": "Тема", "text": "Привет"}, "en": {"subject": "Hi", "text": "Hello"}}},
+              {"channel": "sms", "wait": "30m", "template": {"ru": "Привет", "en": "Hello"}}],
+}
+
+
+def test_presets_ship_delivery_failed_and_abandoned_cart() -> None:
+    loaded = presets()
+    assert loaded["delivery-failed"].trigger == "delivery.failed"
+    assert [s.channel for s in loaded["delivery-failed"].steps] == ["sms", "sms", "sms"]
+    # Step 3 goes out 24 h after the failure: 2 h + 22 h.
+    assert [s.wait for s in loaded["delivery-failed"].steps][:2] == [7200, 79200]
+    assert loaded["abandoned-cart"].trigger == "cart.abandoned"
+    assert [s.channel for s in loaded["abandoned-cart"].steps] == ["email", "telegram", "sms"]
+    assert [s.wait for s in loaded["abandoned-cart"].steps] == [86400, 21600, 7200]
+    assert loaded["abandoned-cart"].stop_events == ["order.placed"]
+
+
+def test_a_valid_scenario_parses_waits_and_shorthand_copy() -> None:
+    scenario = Scenario.model_validate(GOOD)
+    assert [s.wait for s in scenario.steps] == [5400, 1800]
+    assert scenario.steps[1].template["en"].text == "Hello"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda s: s["steps"][0]["template"].pop("ru"), "locales ru"),
+    (lambda s: s["steps"][0].update(wait="soon"), "not a duration"),
+    (lambda s: s["steps"][0]["template"]["en"].pop("subject"), "needs a subject"),
+    (lambda s: s.update(success=["opened"]), "not a success signal"),
+    (lambda s: s["steps"][1].update(channel="pigeon"), "channel"),
+    (lambda s: s.update(steps=[]), "at least 1"),
+])
+def test_a_broken_scenario_is_refused_with_a_reason(change, message) -> None:  # type: ignore[no-untyped-def]
+    broken = copy.deepcopy(GOOD)
+    change(broken)
+    with pytest.raises(ValidationError, match=message):
+        Scenario.model_validate(broken)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("30m", 1800), ("2h", 7200), ("24h", 86400), ("1d", 86400),
+                                               ("1h30m", 5400), ("45s", 45), (90, 90)])
+def test_durations(text, seconds) -> None:  # type: ignore[no-untyped-def]
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0h", "2 hours", "h", "-5"])
+def test_bad_durations(text) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError):
+        parse_duration(text)
