@@ -1,0 +1,332 @@
+"""What a cascade costs to run, and how quickly its handlers start: ``make bench``.
+
+Three figures, each with the goal it is held to:
+
+1. **State transitions per fully escalated cascade.** Step Functions Standard bills every state
+   entered, so the number of transitions a cascade takes when nobody answers (every step sent,
+   every timer run out) is what the workflow costs at worst. It is counted from the real
+   execution history of the real state machine, run by moto on the local stack, for the
+   ``delivery-failed`` and ``abandoned-cart`` presets. Goal: at most 2.5 transitions per step.
+
+2. **AWS cost per 1,000 such cascades** at us-east-1 list prices, itemised: Step Functions,
+   Lambda requests and duration, DynamoDB on demand, and the HTTP API. Transitions and Lambda
+   invocations are measured (from the same histories); Lambda duration and DynamoDB request
+   units are stated assumptions. Message prices (SES, SNS SMS, Telegram) are left out: they
+   depend on the channel mix, not on this design, and dwarf the rest anyway.
+
+3. **Cold import time of the ingest handler**, as a ratio to ``import boto3`` alone. The ingest
+   function sits on the request path, so its cold start is what a caller waits for; boto3 is
+   the floor any AWS handler pays. Both are timed in fresh interpreters, interleaved, one
+   untimed warm-up each (so bytecode caches exist), then the median of several runs.
+   Goal: at most 1.3. The step handler is reported the same way, for information.
+
+The report is printed and the same figures are written to ``test-artifacts/bench.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import boto3
+import httpx
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+ARTIFACT: Final = ROOT / "test-artifacts" / "bench.json"
+REGION: Final = "us-east-1"
+API_KEY: Final = "bench-key"
+# One cascade day per real second: the longest timer (24 h) takes one second.
+TIME_SCALE: Final = 86400.0
+CASCADE_DEADLINE_S: Final = 120.0
+EXECUTION_DEADLINE_S: Final = 60.0
+POLL_EVERY_S: Final = 0.2
+
+TRANSITIONS_PER_STEP_GOAL: Final = 2.5
+IMPORT_RATIO_GOAL: Final = 1.3
+IMPORT_RUNS: Final = 7
+
+# List prices, us-east-1, USD.
+SFN_PER_TRANSITION: Final = 0.025 / 1_000
+LAMBDA_PER_REQUEST: Final = 0.20 / 1_000_000
+LAMBDA_PER_GB_S_ARM: Final = 0.0000133334
+DDB_PER_WRU: Final = 0.625 / 1_000_000
+DDB_PER_RRU: Final = 0.125 / 1_000_000
+HTTP_API_PER_REQUEST: Final = 1.00 / 1_000_000
+
+# Assumptions (not measured here).
+LAMBDA_MEMORY_GB: Final = 512 / 1024
+LAMBDA_SECONDS_PER_INVOKE: Final = 0.100
+DDB_WRU_PER_STEP: Final = 6
+DDB_RRU_PER_STEP: Final = 3
+INGEST_INVOKES_PER_CASCADE: Final = 1
+API_REQUESTS_PER_CASCADE: Final = 1
+
+CASCADES: Final = 1_000
+
+
+# -- 1. state transitions ------------------------------------------------------------------------
+
+
+@dataclass
+class Transitions:
+    preset: str
+    cascade_id: str
+    transitions: int
+    steps: int
+    lambda_invokes: int
+    states_entered: dict[str, int]
+    step_statuses: list[str]
+    transitions_per_step: float = field(init=False)
+    meets_goal: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.transitions_per_step = self.transitions / self.steps
+        self.meets_goal = self.transitions_per_step <= TRANSITIONS_PER_STEP_GOAL
+
+
+def _event_body(preset: str) -> dict[str, Any]:
+    """The sample event for a preset, made unique so that every run starts a fresh cascade."""
+    body: dict[str, Any] = json.loads((ROOT / "events" / f"{preset}.json").read_text(encoding="utf-8"))
+    body.pop("idempotency_key", None)
+    suffix = uuid.uuid4().hex[:8]
+    body["recipient"]["id"] = f"bench-{suffix}"
+    if preset == "abandoned-cart":
+        # Every contact present, so every step (email, Telegram, SMS) really sends.
+        body["recipient"].update({"email": "sam@example.com", "telegram_chat_id": str(uuid.uuid4().int % 10**9),
+                                  "phone": "+14155550123"})
+        body["data"]["cart_id"] = f"cart-{suffix}"
+    else:
+        body["data"]["order_id"] = f"bench-{suffix}"
+    return body
+
+
+def _wait_exhausted(api: httpx.Client, cascade_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + CASCADE_DEADLINE_S
+    while True:
+        resp = api.get(f"/v1/cascades/{cascade_id}")
+        resp.raise_for_status()
+        view: dict[str, Any] = resp.json()
+        if view["status"] == "exhausted":
+            return view
+        if view["status"] != "running":
+            raise RuntimeError(f"cascade {cascade_id} ended {view['status']!r}, not exhausted: {view}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"cascade {cascade_id} not exhausted after {CASCADE_DEADLINE_S:g}s")
+        time.sleep(POLL_EVERY_S)
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """The whole history of a finished execution (the cascade is closed before the workflow ends)."""
+    deadline = time.monotonic() + EXECUTION_DEADLINE_S
+    while (status := sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"execution {execution_arn} still running after {EXECUTION_DEADLINE_S:g}s")
+        time.sleep(POLL_EVERY_S)
+    if status != "SUCCEEDED":
+        raise RuntimeError(f"execution {execution_arn} ended {status}")
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def measure_transitions(stack: Any, preset: str) -> Transitions:
+    api = httpx.Client(base_url=stack.url, timeout=30, headers={"Authorization": f"Bearer {API_KEY}"})
+    with api:
+        resp = api.post("/v1/events", json=_event_body(preset))
+        if resp.status_code != 202:
+            raise RuntimeError(f"{preset}: POST /v1/events answered {resp.status_code}: {resp.text}")
+        cascade_id = str(resp.json()["cascade_id"])
+        view = _wait_exhausted(api, cascade_id)
+    execution_arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + cascade_id
+    events = _history(boto3.client("stepfunctions", region_name=REGION), execution_arn)
+    entered = [e for e in events if e["type"].endswith("StateEntered")]
+    invokes = [e for e in events if e["type"] == "TaskScheduled"
+               and e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"]
+    return Transitions(
+        preset=preset, cascade_id=cascade_id, transitions=len(entered), steps=len(view["steps"]),
+        lambda_invokes=len(invokes),
+        states_entered=dict(Counter(e["stateEnteredEventDetails"]["name"] for e in entered)),
+        step_statuses=[s["status"] for s in view["steps"]],
+    )
+
+
+# -- 2. cost ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cost:
+    preset: str
+    items: dict[str, float]
+    total: float
+    step_functions_share_pct: float
+
+
+def cost_per_thousand(t: Transitions) -> Cost:
+    invokes = t.lambda_invokes + INGEST_INVOKES_PER_CASCADE
+    items = {
+        "Step Functions Standard": CASCADES * t.transitions * SFN_PER_TRANSITION,
+        "Lambda requests": CASCADES * invokes * LAMBDA_PER_REQUEST,
+        "Lambda duration": CASCADES * invokes * LAMBDA_SECONDS_PER_INVOKE * LAMBDA_MEMORY_GB * LAMBDA_PER_GB_S_ARM,
+        "DynamoDB writes": CASCADES * t.steps * DDB_WRU_PER_STEP * DDB_PER_WRU,
+        "DynamoDB reads": CASCADES * t.steps * DDB_RRU_PER_STEP * DDB_PER_RRU,
+        "API Gateway HTTP API": CASCADES * API_REQUESTS_PER_CASCADE * HTTP_API_PER_REQUEST,
+    }
+    total = sum(items.values())
+    return Cost(t.preset, items, total, 100 * items["Step Functions Standard"] / total)
+
+
+ASSUMPTIONS: Final = [
+    f"Lambda: {LAMBDA_MEMORY_GB * 1024:.0f} MB arm64, ~{LAMBDA_SECONDS_PER_INVOKE * 1000:.0f} ms per "
+    f"invoke; invokes = the workflow's Lambda tasks (from the history) + {INGEST_INVOKES_PER_CASCADE} ingest call",
+    f"DynamoDB on demand: ~{DDB_WRU_PER_STEP} WRU and ~{DDB_RRU_PER_STEP} RRU per step (design estimate, not measured)",
+    f"API Gateway: {API_REQUESTS_PER_CASCADE} HTTP API request per cascade (the POST /v1/events)",
+    "excluded: message prices (SES e-mail, SNS SMS, Telegram is free), provider event callbacks, "
+    "status reads, logs, X-Ray, Secrets Manager, free tiers",
+]
+
+
+# -- 3. cold import --------------------------------------------------------------------------------
+
+_TIME_BOTO3: Final = """\
+import time
+t0 = time.perf_counter()
+import boto3
+print(f"{(time.perf_counter() - t0) * 1000:.3f}")
+"""
+
+_TIME_HANDLER: Final = """\
+import importlib.util, sys, time
+t0 = time.perf_counter()
+code_dir, path = sys.argv[1], sys.argv[2]
+sys.path.insert(0, code_dir)
+spec = importlib.util.spec_from_file_location("handler_app", path)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(f"{(time.perf_counter() - t0) * 1000:.3f}")
+"""
+
+
+@dataclass
+class ImportTimes:
+    runs: int
+    boto3_ms: float
+    ingest_ms: float
+    step_ms: float
+    ingest_ratio: float
+    step_ratio: float
+    meets_goal: bool
+    samples_ms: dict[str, list[float]]
+
+
+def _time_in_fresh_interpreter(code: str, *args: str) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    env.update({"TABLE_NAME": "x", "AWS_DEFAULT_REGION": REGION})
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT, capture_output=True,  # noqa: S603
+                         text=True, timeout=60, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def measure_imports() -> ImportTimes:
+    subjects = {
+        "boto3": (_TIME_BOTO3,),
+        "ingest": (_TIME_HANDLER, str(ROOT / "functions" / "ingest"), str(ROOT / "functions" / "ingest" / "app.py")),
+        "step": (_TIME_HANDLER, str(ROOT / "functions" / "step"), str(ROOT / "functions" / "step" / "app.py")),
+    }
+    for args in subjects.values():  # warm-up: bytecode caches written, files in the page cache
+        _time_in_fresh_interpreter(*args)
+    samples: dict[str, list[float]] = {name: [] for name in subjects}
+    for _ in range(IMPORT_RUNS):
+        for name, args in subjects.items():
+            samples[name].append(_time_in_fresh_interpreter(*args))
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    ingest_ratio = median["ingest"] / median["boto3"]
+    return ImportTimes(runs=IMPORT_RUNS, boto3_ms=median["boto3"], ingest_ms=median["ingest"],
+                       step_ms=median["step"], ingest_ratio=ingest_ratio,
+                       step_ratio=median["step"] / median["boto3"], meets_goal=ingest_ratio <= IMPORT_RATIO_GOAL,
+                       samples_ms=samples)
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "OVER GOAL"
+
+
+def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTimes) -> str:
+    lines = [f"cascade bench: local stack (moto), time scale {TIME_SCALE:g}x, Python {platform.python_version()}", ""]
+    lines += [f"1. State transitions per fully escalated cascade (goal ≤ {TRANSITIONS_PER_STEP_GOAL} transitions per step)",
+              f"   {'preset':<18}{'transitions':>12}{'steps':>7}{'per step':>10}{'lambda tasks':>14}"]
+    for t in transitions:
+        entered = ", ".join(f"{name}×{n}" for name, n in t.states_entered.items())
+        lines.append(f"   {t.preset:<18}{t.transitions:>12}{t.steps:>7}{t.transitions_per_step:>10.2f}"
+                     f"{t.lambda_invokes:>14}   {_verdict(t.meets_goal)}  ({entered})")
+        if any(status != "sent" for status in t.step_statuses):
+            lines.append(f"   warning: {t.preset} steps were {t.step_statuses}, not all sent")
+    lines += ["", f"2. AWS cost per {CASCADES:,} fully escalated cascades, USD at {REGION} list prices",
+              f"   {'':<26}" + "".join(f"{c.preset:>18}" for c in costs)]
+    for item in costs[0].items:
+        lines.append(f"   {item:<26}" + "".join(f"{c.items[item]:>18.4f}" for c in costs))
+    lines.append(f"   {'total':<26}" + "".join(f"{c.total:>18.4f}" for c in costs))
+    lines.append(f"   {'Step Functions share':<26}" + "".join(f"{c.step_functions_share_pct:>17.1f}%" for c in costs))
+    lines += [f"   assumption: {a}" for a in ASSUMPTIONS]
+    lines += ["", f"3. Cold import, median of {imports.runs} fresh interpreters each, interleaved "
+                  f"(goal ≤ {IMPORT_RATIO_GOAL})",
+              f"   import boto3              {imports.boto3_ms:8.1f} ms",
+              f"   ingest handler            {imports.ingest_ms:8.1f} ms   ratio {imports.ingest_ratio:.2f}   "
+              f"{_verdict(imports.meets_goal)}",
+              f"   step handler              {imports.step_ms:8.1f} ms   ratio {imports.step_ratio:.2f}   (information)"]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    # Imports first, while no stack threads compete for the CPU.
+    imports = measure_imports()
+
+    from cascade.local.stack import LocalStack
+
+    stack = LocalStack(port=0, api_key=API_KEY, time_scale=TIME_SCALE, stack_name="cascade-bench").start()
+    try:
+        # The handlers run in this process; their INFO lines would bury the report.
+        from cascade.observability import logger
+
+        logger.setLevel(logging.WARNING)
+        transitions = [measure_transitions(stack, preset) for preset in ("delivery-failed", "abandoned-cart")]
+    finally:
+        stack.stop()
+    costs = [cost_per_thousand(t) for t in transitions]
+
+    print(report(transitions, costs, imports))
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    ARTIFACT.write_text(json.dumps({
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "time_scale": TIME_SCALE,
+        "transitions": {"goal_per_step": TRANSITIONS_PER_STEP_GOAL, "presets": [asdict(t) for t in transitions]},
+        "cost_per_1000_usd": {"cascades": CASCADES, "assumptions": ASSUMPTIONS,
+                              "presets": [asdict(c) for c in costs]},
+        "cold_import": {"goal_ratio": IMPORT_RATIO_GOAL, **asdict(imports)},
+    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwritten to {ARTIFACT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
