@@ -1,17 +1,19 @@
 """SNS subscription: SES events (delivery, open, click, bounce) and inbound two-way SMS."""
 
 import json
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING
 
 from cascade import signals
 from cascade.channels.email import parse_ses_event
 from cascade.channels.sms import parse_inbound_sms
 from cascade.observability import logger
 
+if TYPE_CHECKING:  # typing only: keeps the import off the cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict, context: "LambdaContext") -> dict:
     handled = 0
     for record in event.get("Records", []):
         try:

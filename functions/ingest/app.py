@@ -1,15 +1,18 @@
 """POST /v1/events: a trigger starts a cascade (202), a success event stops matching ones (202)."""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING
 
 from cascade import http, ingest
 from cascade.aws import secret
 from cascade.observability import logger
 from cascade.settings import settings
 
+if TYPE_CHECKING:  # typing only: keeps the import off the cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict, context: "LambdaContext") -> dict:
     def run() -> dict:
         cfg = settings()
         http.check_api_key(event, secret(cfg.api_key_secret_arn).get("api_key", ""))

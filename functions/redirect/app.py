@@ -1,16 +1,19 @@
 """GET /r/{token}: a tracked link. Records the click, then sends the browser on (302) — only
 ever to the URL the message carried under that token."""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING
 
 from cascade import http, signals
 from cascade.observability import logger
+
+if TYPE_CHECKING:  # typing only: keeps the import off the cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 _GONE = "<!doctype html><title>Link not found</title><p>This link is not valid or has expired.</p>"
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict, context: "LambdaContext") -> dict:
     def run() -> dict:
         token = (event.get("pathParameters") or {}).get("token", "")
         url = signals.click(token) if 8 <= len(token) <= 64 else None

@@ -1,6 +1,6 @@
 """POST /webhooks/telegram: button presses and replies from the Telegram bot."""
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING
 
 from cascade import http, signals
 from cascade.aws import secret
@@ -9,9 +9,12 @@ from cascade.channels.telegram import check_secret, parse_update
 from cascade.observability import logger
 from cascade.settings import settings
 
+if TYPE_CHECKING:  # typing only: keeps the import off the cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: dict, context: "LambdaContext") -> dict:
     def run() -> dict:
         cfg = settings()
         check_secret(http.headers_of(event), secret(cfg.provider_secret_arn).get("telegram_webhook_secret", ""))
