@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # typing only: keeps the import off the cold start
 def handler(event: dict, context: "LambdaContext") -> dict:
     def run() -> dict:
         cfg = settings()
-        http.check_api_key(event, secret(cfg.api_key_secret_arn).get("api_key", ""))
+        http.check_api_key(http.headers_of(event), secret(cfg.api_key_secret_arn).get("api_key", ""))
         body = http.json_body(event, cfg.max_body_bytes)
         return http.respond(202, ingest.accept(body, http.base_url(event, cfg.public_base_url)))
 

@@ -36,8 +36,7 @@ def build_app() -> APIGatewayHttpResolver:
 
     def require_key(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
         if app.current_event.path not in PUBLIC:
-            event = {"headers": app.current_event.headers}
-            check_api_key(event, secret(settings().api_key_secret_arn).get("api_key", ""))
+            check_api_key(app.current_event.headers, secret(settings().api_key_secret_arn).get("api_key", ""))
         return next_middleware(app)
 
     app.use(middlewares=[require_key])

@@ -33,10 +33,10 @@ def secret(arn: str) -> dict[str, str]:
 _GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
 
 
-def resume(token: str, output: dict[str, Any]) -> bool:
-    """End a waiting step successfully. False when the wait had already ended (timer fired)."""
+def _callback(action: str, **kwargs: Any) -> bool:
+    """Answer a waiting task. False when the wait had already ended (its timer fired first)."""
     try:
-        client("stepfunctions").send_task_success(taskToken=token, output=json.dumps(output))
+        getattr(client("stepfunctions"), action)(**kwargs)
     except ClientError as exc:
         if exc.response["Error"]["Code"] in _GONE:
             logger.info("task already ended", error=exc.response["Error"]["Code"])
@@ -45,15 +45,14 @@ def resume(token: str, output: dict[str, Any]) -> bool:
     return True
 
 
+def resume(token: str, output: dict[str, Any]) -> bool:
+    """End a waiting step successfully: the cascade is over."""
+    return _callback("send_task_success", taskToken=token, output=json.dumps(output))
+
+
 def escalate(token: str, cause: str) -> bool:
     """End a waiting step so that the state machine moves to the next step at once."""
-    try:
-        client("stepfunctions").send_task_failure(taskToken=token, error="Cascade.Escalate", cause=cause)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in _GONE:
-            return False
-        raise
-    return True
+    return _callback("send_task_failure", taskToken=token, error="Cascade.Escalate", cause=cause)
 
 
 def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     if cascade is None or cascade["status"] != "running":
         aws.resume(token, {"status": cascade["status"] if cascade else "missing"})
         return "stopped"
-    if index > 0:
+    if index > 0 and cascade["steps"][index - 1]["status"] in ("pending", "sending"):
         # A previous attempt that died mid-send (or ran out of retries) left its step behind.
         store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("pending", "sending"))
     scenario = Scenario.model_validate_json(cascade["scenario_json"])
@@ -54,7 +54,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         return "stopped"
 
     try:
-        message = _compose(store, cascade, scenario, index, to)
+        message = _compose(store, cascade, scenario, index, to, adapter.max_length)
         sent = adapter.send(message)
     except RetryableSendError as exc:
         store.set_step(cascade_id, index, status="pending", only_from=("sending",))
@@ -79,7 +79,8 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     return "sent"
 
 
-def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, index: int, to: str) -> Outgoing:
+def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, index: int, to: str,
+             max_length: int) -> Outgoing:
     step = scenario.steps[index]
     recipient = cascade["recipient"]
     locale = pick_locale(recipient.get("locale"), scenario)
@@ -99,7 +100,7 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
                                "recipient_id": recipient["id"]})
 
     text = track_links(text, cascade["api_base"], remember)
-    if len(text) > channel(step.channel).max_length:
+    if len(text) > max_length:
         raise PermanentSendError(f"text is {len(text)} characters, over the channel's limit")
     buttons = [(b.text.get(locale) or b.text.get("en") or next(iter(b.text.values())), b.signal) for b in step.buttons]
     return Outgoing(cascade_id=cascade["cascade_id"], step=index, to=to, text=text, subject=subject, buttons=buttons)

@@ -52,8 +52,8 @@ def base_url(event: dict[str, Any], configured: str = "") -> str:
     return f"{proto}://{host}" + ("" if stage == "$default" else f"/{stage}")
 
 
-def check_api_key(event: dict[str, Any], expected: str) -> None:
-    given = headers_of(event).get("authorization", "")
+def check_api_key(headers: dict[str, str], expected: str) -> None:
+    given = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
     scheme, _, key = given.partition(" ")
     if not expected or scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(), expected.encode()):
         raise Unauthorized("missing or wrong API key")

@@ -10,7 +10,8 @@ from typing import Any
 
 from cascade.scenarios import Step
 
-_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
+# A link in message text, without the punctuation that may follow it.
+URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
 
 
 @cache
@@ -44,7 +45,7 @@ def track_links(text: str, base_url: str, remember: Callable[[str, str], None],
         remember(token, match.group(0))
         return f"{base}/r/{token}"
 
-    return _URL.sub(swap, text)
+    return URL.sub(swap, text)
 
 
-__all__ = ["new_link_token", "render", "track_links"]
+__all__ = ["URL", "new_link_token", "render", "track_links"]

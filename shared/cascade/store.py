@@ -29,8 +29,7 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 # A signal may only move a step forward along this order.
-STEP_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "clicked": 5, "replied": 6,
-             "confirmed": 6}
+STEP_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "clicked": 5, "replied": 6}
 KEEP_SECONDS = 180 * 24 * 3600
 
 

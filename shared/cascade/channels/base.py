@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cascade.errors import PermanentSendError, RetryableSendError
+from cascade.scenarios import CONTACT_FIELD
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,11 @@ class Signal:
 
 class Channel(ABC):
     name: ClassVar[str]
-    contact_field: ClassVar[str]  # the recipient field that holds this channel's address
     max_length: ClassVar[int]
 
     def contact(self, recipient: dict[str, Any]) -> str | None:
-        value = recipient.get(self.contact_field)
+        """This channel's address for the recipient (the field is named in scenarios.CONTACT_FIELD)."""
+        value = recipient.get(CONTACT_FIELD[self.name])
         return str(value) if value else None
 
     @abstractmethod

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import html
-import re
 from typing import Any, ClassVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cascade.channels.base import Channel, Outgoing, Sent, Signal, aws_send_error
 from cascade.errors import PermanentSendError
-
-_URL = re.compile(r"https?://[^\s<>\"']+")
+from cascade.rendering import URL
 
 # SES event type → our signal. Send/DeliveryDelay/RenderingFailure carry nothing a cascade needs.
 _EVENTS = {"Open": "read", "Click": "clicked", "Delivery": "delivered", "Bounce": "failed",
@@ -22,7 +20,7 @@ def to_html(text: str) -> str:
     """Plain text → minimal HTML (links clickable). SES adds its open pixel to the HTML part."""
     out = []
     pos = 0
-    for m in _URL.finditer(text):
+    for m in URL.finditer(text):
         out.append(html.escape(text[pos:m.start()]))
         url = html.escape(m.group(0), quote=True)
         out.append(f'<a href="{url}">{url}</a>')
@@ -34,7 +32,6 @@ def to_html(text: str) -> str:
 
 class EmailChannel(Channel):
     name: ClassVar[str] = "email"
-    contact_field: ClassVar[str] = "email"
     max_length: ClassVar[int] = 100_000
 
     def __init__(self, sesv2: Any, from_address: str, configuration_set: str | None) -> None:

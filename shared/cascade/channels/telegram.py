@@ -17,7 +17,6 @@ _CALLBACK_PREFIX = "sig:"
 
 class TelegramChannel(Channel):
     name: ClassVar[str] = "telegram"
-    contact_field: ClassVar[str] = "telegram_chat_id"
     max_length: ClassVar[int] = 4096
 
     def __init__(self, http: httpx.Client, api_base: str, bot_token: str) -> None:

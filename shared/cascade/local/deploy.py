@@ -129,10 +129,13 @@ class Deployer:
         resources = self.cfn["Resources"]
         done: list[str] = []
         pending = dict(resources)
+        def needs(res: dict[str, Any]) -> set[str]:
+            depends_on = res.get("DependsOn", [])
+            explicit = {depends_on} if isinstance(depends_on, str) else set(depends_on)
+            return (_deps(res.get("Properties", {})) | explicit) & set(resources)
+
         while pending:
-            ready = [n for n, r in pending.items()
-                     if all(d in done or d not in resources for d in _deps(r.get("Properties", {}))
-                            | set(r.get("DependsOn", []) if isinstance(r.get("DependsOn", []), list) else [r["DependsOn"]]))]
+            ready = [n for n, r in pending.items() if needs(r) <= set(done)]
             if not ready:
                 raise RuntimeError(f"circular references among {sorted(pending)}")
             for n in sorted(ready):

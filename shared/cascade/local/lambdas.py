@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,6 @@ class LocalContext:
     """What a handler sees as its Lambda context."""
 
     def __init__(self, name: str, arn: str, memory: int, timeout_s: int) -> None:
-        import time
-
         self.function_name = name
         self.function_version = "$LATEST"
         self.invoked_function_arn = arn
@@ -42,8 +41,6 @@ class LocalContext:
         self._deadline = time.monotonic() + timeout_s
 
     def get_remaining_time_in_millis(self) -> int:
-        import time
-
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 

@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import socket
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -181,7 +180,6 @@ class LocalStack:
         from moto.ses.models import ses_backends
         from moto.sns.models import sns_backends
 
-        from cascade.channels.email import _URL  # noqa: F401 - same link pattern for readers
         from cascade.store import CascadeStore
 
         store = CascadeStore(self.table_name)
@@ -279,9 +277,6 @@ class LocalStack:
         boto3.client("sns", region_name=REGION).publish(TopicArn=self.deployed.outputs["InboundSmsTopicArn"],
                                                         Message=json.dumps(inbound))
         return json_answer(200, {"ok": True, "channel": "sms", "signal": "replied"})
-
-    def wait_idle(self, seconds: float = 0.0) -> None:
-        time.sleep(seconds)
 
 
 __all__ = ["LocalStack"]
