@@ -224,6 +224,14 @@ spec.loader.exec_module(module)
 print(f"{(time.perf_counter() - t0) * 1000:.3f}")
 """
 
+# The ingest handler loads its request path (pydantic models, scenarios) with the first request:
+# this times the handler import plus that load (validation of a sample event, no AWS calls).
+_TIME_FIRST_REQUEST: Final = _TIME_HANDLER.replace('print(f"', """import json
+from cascade import ingest, scenarios
+ingest.parse_event(json.load(open(sys.argv[3])))
+scenarios.presets()
+print(f\"""", 1)
+
 
 @dataclass
 class ImportTimes:
@@ -231,8 +239,10 @@ class ImportTimes:
     boto3_ms: float
     ingest_ms: float
     step_ms: float
+    first_request_ms: float
     ingest_ratio: float
     step_ratio: float
+    first_request_ratio: float
     meets_goal: bool
     samples_ms: dict[str, list[float]]
 
@@ -250,6 +260,8 @@ def measure_imports() -> ImportTimes:
         "boto3": (_TIME_BOTO3,),
         "ingest": (_TIME_HANDLER, str(ROOT / "functions" / "ingest"), str(ROOT / "functions" / "ingest" / "app.py")),
         "step": (_TIME_HANDLER, str(ROOT / "functions" / "step"), str(ROOT / "functions" / "step" / "app.py")),
+        "first_request": (_TIME_FIRST_REQUEST, str(ROOT / "functions" / "ingest"),
+                          str(ROOT / "functions" / "ingest" / "app.py"), str(ROOT / "events" / "delivery-failed.json")),
     }
     for args in subjects.values():  # warm-up: bytecode caches written, files in the page cache
         _time_in_fresh_interpreter(*args)
@@ -260,8 +272,10 @@ def measure_imports() -> ImportTimes:
     median = {name: statistics.median(values) for name, values in samples.items()}
     ingest_ratio = median["ingest"] / median["boto3"]
     return ImportTimes(runs=IMPORT_RUNS, boto3_ms=median["boto3"], ingest_ms=median["ingest"],
-                       step_ms=median["step"], ingest_ratio=ingest_ratio,
-                       step_ratio=median["step"] / median["boto3"], meets_goal=ingest_ratio <= IMPORT_RATIO_GOAL,
+                       step_ms=median["step"], first_request_ms=median["first_request"], ingest_ratio=ingest_ratio,
+                       step_ratio=median["step"] / median["boto3"],
+                       first_request_ratio=median["first_request"] / median["boto3"],
+                       meets_goal=ingest_ratio <= IMPORT_RATIO_GOAL,
                        samples_ms=samples)
 
 
@@ -295,7 +309,9 @@ def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTim
               f"   import boto3              {imports.boto3_ms:8.1f} ms",
               f"   ingest handler            {imports.ingest_ms:8.1f} ms   ratio {imports.ingest_ratio:.2f}   "
               f"{_verdict(imports.meets_goal)}",
-              f"   step handler              {imports.step_ms:8.1f} ms   ratio {imports.step_ratio:.2f}   (information)"]
+              f"   step handler              {imports.step_ms:8.1f} ms   ratio {imports.step_ratio:.2f}   (information)",
+              f"   ingest + request path     {imports.first_request_ms:8.1f} ms   ratio {imports.first_request_ratio:.2f}   "
+              "(information: what the first request adds, models and scenarios loaded)"]
     return "\n".join(lines)
 
 
