@@ -17,7 +17,7 @@ install: $(STAMP)
 run: $(STAMP)  ## the local stack on http://127.0.0.1:$$PORT (default 3000)
 	$(BIN)/python -m cascade.local
 
-test: $(STAMP) lint  ## lint, then every test
+test: $(STAMP) $(SAMVENV)/bin/sam lint validate  ## lint and sam validate, then every test (sam build included)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -35,10 +35,10 @@ $(SAMVENV)/bin/sam:
 	$(SAMVENV)/bin/python -m pip install -q --disable-pip-version-check aws-sam-cli==1.170.0
 
 validate: $(SAMVENV)/bin/sam  ## sam validate --lint
-	$(SAMVENV)/bin/sam validate --lint --region us-east-1
+	SAM_CLI_TELEMETRY=0 $(SAMVENV)/bin/sam validate --lint --region us-east-1
 
 build: $(SAMVENV)/bin/sam  ## sam build (needs python3.12 on PATH)
-	PATH="$(CURDIR)/$(SAMVENV)/bin:$$PATH" PYENV_VERSION=3.12.1:3.11.7 $(SAMVENV)/bin/sam build
+	PATH="$(CURDIR)/$(SAMVENV)/bin:$$PATH" PYENV_VERSION=3.12.1:3.11.7 SAM_CLI_TELEMETRY=0 $(SAMVENV)/bin/sam build
 
 clean:
 	rm -rf $(VENV) $(SAMVENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
