@@ -12,7 +12,7 @@ from typing import Any
 from cascade import aws
 from cascade.channels import Outgoing, channel
 from cascade.errors import PermanentSendError, RetryableSendError
-from cascade.observability import logger
+from cascade.observability import logger, mask
 from cascade.planning import hashed, pick_locale
 from cascade.rendering import render, track_links
 from cascade.scenarios import Scenario
@@ -75,7 +75,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     chat = sent.chat_id if step.channel == "telegram" else hashed(to)
     store.put_last_chat_message(step.channel, chat, {**ref, "provider_message_id": sent.provider_message_id})
     _touch(store, cascade, index, step.channel, "sent", "sent", sent.provider_message_id, at=now)
-    logger.info("step sent", provider_message_id=sent.provider_message_id, **log)
+    logger.info("step sent", provider_message_id=sent.provider_message_id, to=mask(to), **log)
     return "sent"
 
 

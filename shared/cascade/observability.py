@@ -9,7 +9,6 @@ from aws_lambda_powertools import Logger
 logger = Logger(service="cascade", use_rfc3339=True)
 
 _EMAIL = re.compile(r"([^@\s]{1,2})[^@\s]*@([^@\s]+)")
-_DIGITS = re.compile(r"\+?\d[\d\s\-()]{5,}\d")
 
 
 def mask(value: str | None) -> str | None:
@@ -24,10 +23,4 @@ def mask(value: str | None) -> str | None:
     return text[:2] + "*" * (len(text) - 4) + text[-2:]
 
 
-def scrub(text: str) -> str:
-    """Mask every e-mail address and long digit run inside free text."""
-    text = _EMAIL.sub(r"\1***@\2", text)
-    return _DIGITS.sub(lambda m: mask(m.group(0)) or "", text)
-
-
-__all__ = ["logger", "mask", "scrub"]
+__all__ = ["logger", "mask"]
