@@ -23,6 +23,7 @@ test: $(STAMP) $(SAMVENV)/bin/sam lint validate  ## lint and sam validate, then 
 lint: $(STAMP)
 	$(BIN)/ruff check shared functions tests
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/mypy
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -17,7 +17,7 @@ _CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard"
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return boto3.client(service, config=_CONFIG)
 
 
 @cache

@@ -40,7 +40,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     adapter = channel(step.channel)
     recipient = cascade["recipient"]
     to = adapter.contact(recipient)
-    log = {"cascade_id": cascade_id, "step": index, "channel": step.channel}
+    log: dict[str, Any] = {"cascade_id": cascade_id, "step": index, "channel": step.channel}
     if not to:
         if store.set_step(cascade_id, index, status="skipped", reason="no_contact", only_from=("pending",)):
             _touch(store, cascade, index, step.channel, "skipped", "no_contact")
@@ -72,7 +72,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
                    provider_message_id=sent.provider_message_id, sent_at=now)
     ref = {"cascade_id": cascade_id, "step": index, "recipient_id": recipient["id"], "sent_at": now}
     store.put_message(step.channel, sent.provider_message_id, ref)
-    chat = sent.chat_id if step.channel == "telegram" else hashed(to)
+    chat = sent.chat_id if step.channel == "telegram" and sent.chat_id else hashed(to)
     store.put_last_chat_message(step.channel, chat, {**ref, "provider_message_id": sent.provider_message_id})
     _touch(store, cascade, index, step.channel, "sent", "sent", sent.provider_message_id, at=now)
     logger.info("step sent", provider_message_id=sent.provider_message_id, to=mask(to), **log)
@@ -102,7 +102,7 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
     text = track_links(text, cascade["api_base"], remember)
     if len(text) > max_length:
         raise PermanentSendError(f"text is {len(text)} characters, over the channel's limit")
-    buttons = [(b.text.get(locale) or b.text.get("en") or next(iter(b.text.values())), b.signal) for b in step.buttons]
+    buttons: list[tuple[str, str]] = [(b.text.get(locale) or b.text.get("en") or next(iter(b.text.values())), b.signal) for b in step.buttons]
     return Outgoing(cascade_id=cascade["cascade_id"], step=index, to=to, text=text, subject=subject, buttons=buttons)
 
 
