@@ -10,8 +10,9 @@ Three figures, each with the goal it is held to:
 
 2. **AWS cost per 1,000 such cascades** at us-east-1 list prices, itemised: Step Functions,
    Lambda requests and duration, DynamoDB on demand, and the HTTP API. Transitions and Lambda
-   invocations are measured (from the same histories); Lambda duration and DynamoDB request
-   units are stated assumptions. Message prices (SES, SNS SMS, Telegram) are left out: they
+   invocations are measured (from the same histories), and so are the DynamoDB requests the
+   handlers make (they run in this process: a botocore hook counts them and sizes each write);
+   Lambda duration is a stated assumption. Message prices (SES, SNS SMS, Telegram) are left out: they
    depend on the channel mix, not on this design, and dwarf the rest anyway.
 
 3. **Cold import time of the ingest handler**, as a ratio to ``import boto3`` alone. The ingest
@@ -50,7 +51,6 @@ API_KEY: Final = "bench-key"
 # One cascade day per real second: the longest timer (24 h) takes one second.
 TIME_SCALE: Final = 86400.0
 CASCADE_DEADLINE_S: Final = 120.0
-EXECUTION_DEADLINE_S: Final = 60.0
 POLL_EVERY_S: Final = 0.2
 
 TRANSITIONS_PER_STEP_GOAL: Final = 2.5
@@ -68,8 +68,6 @@ HTTP_API_PER_REQUEST: Final = 1.00 / 1_000_000
 # Assumptions (not measured here).
 LAMBDA_MEMORY_GB: Final = 512 / 1024
 LAMBDA_SECONDS_PER_INVOKE: Final = 0.100
-DDB_WRU_PER_STEP: Final = 6
-DDB_RRU_PER_STEP: Final = 3
 INGEST_INVOKES_PER_CASCADE: Final = 1
 API_REQUESTS_PER_CASCADE: Final = 1
 
@@ -88,6 +86,9 @@ class Transitions:
     lambda_invokes: int
     states_entered: dict[str, int]
     step_statuses: list[str]
+    ddb_wru: float
+    ddb_rru: float
+    ddb_calls: dict[str, int]
     transitions_per_step: float = field(init=False)
     meets_goal: bool = field(init=False)
 
@@ -112,27 +113,64 @@ def _event_body(preset: str) -> dict[str, Any]:
     return body
 
 
-def _wait_exhausted(api: httpx.Client, cascade_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + CASCADE_DEADLINE_S
-    while True:
-        resp = api.get(f"/v1/cascades/{cascade_id}")
-        resp.raise_for_status()
-        view: dict[str, Any] = resp.json()
-        if view["status"] == "exhausted":
-            return view
-        if view["status"] != "running":
-            raise RuntimeError(f"cascade {cascade_id} ended {view['status']!r}, not exhausted: {view}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"cascade {cascade_id} not exhausted after {CASCADE_DEADLINE_S:g}s")
-        time.sleep(POLL_EVERY_S)
+class DynamoMeter:
+    """DynamoDB request units spent by the handlers, which run in this process.
+
+    Writes: 1 WRU per KB of item (an update is billed on the larger of the item before and
+    after, taken as the cascade item's final size), doubled inside transactions. Reads: 1 RRU
+    per 4 KB strongly consistent, half that eventually consistent."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+        self.wru = 0.0
+        self.rru = 0.0
+        self.item_updates = 0
+
+    def install(self) -> None:
+        boto3.setup_default_session(region_name=REGION)
+        boto3.DEFAULT_SESSION.events.register("before-parameter-build.dynamodb", self._count)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    @staticmethod
+    def _kb(item: dict[str, Any]) -> int:
+        return max(1, -(-len(json.dumps(item, ensure_ascii=False).encode()) // 1024))
+
+    def _count(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        op = model.name
+        self.calls[op] += 1
+        if op == "PutItem":
+            self.wru += self._kb(params["Item"])
+        elif op == "UpdateItem":
+            self.item_updates += 1
+        elif op == "DeleteItem":
+            self.wru += 1
+        elif op == "TransactWriteItems":
+            for entry in params["TransactItems"]:
+                self.wru += 2 * (self._kb(entry["Put"]["Item"]) if "Put" in entry else 1)
+        elif op in ("GetItem", "Query"):
+            self.rru += 1.0 if params.get("ConsistentRead") else 0.5
+
+    def totals(self, cascade_item_kb: int) -> tuple[float, float]:
+        return self.wru + self.item_updates * cascade_item_kb, self.rru
+
+
+METER: Final = DynamoMeter()
+
+
+def _cascade_item_kb(table: str, cascade_id: str) -> int:
+    item = boto3.client("dynamodb", region_name=REGION).get_item(
+        TableName=table, Key={"pk": {"S": f"C#{cascade_id}"}, "sk": {"S": "C"}})["Item"]
+    return DynamoMeter._kb(item)
 
 
 def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    """The whole history of a finished execution (the cascade is closed before the workflow ends)."""
-    deadline = time.monotonic() + EXECUTION_DEADLINE_S
+    """The whole history of the execution, once it has finished."""
+    deadline = time.monotonic() + CASCADE_DEADLINE_S
     while (status := sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING":
         if time.monotonic() > deadline:
-            raise TimeoutError(f"execution {execution_arn} still running after {EXECUTION_DEADLINE_S:g}s")
+            raise TimeoutError(f"execution {execution_arn} still running after {CASCADE_DEADLINE_S:g}s")
         time.sleep(POLL_EVERY_S)
     if status != "SUCCEEDED":
         raise RuntimeError(f"execution {execution_arn} ended {status}")
@@ -149,13 +187,18 @@ def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
 def measure_transitions(stack: Any, preset: str) -> Transitions:
     api = httpx.Client(base_url=stack.url, timeout=30, headers={"Authorization": f"Bearer {API_KEY}"})
     with api:
+        METER.reset()
         resp = api.post("/v1/events", json=_event_body(preset))
         if resp.status_code != 202:
             raise RuntimeError(f"{preset}: POST /v1/events answered {resp.status_code}: {resp.text}")
         cascade_id = str(resp.json()["cascade_id"])
-        view = _wait_exhausted(api, cascade_id)
-    execution_arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + cascade_id
-    events = _history(boto3.client("stepfunctions", region_name=REGION), execution_arn)
+        execution_arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + cascade_id
+        events = _history(boto3.client("stepfunctions", region_name=REGION), execution_arn)
+        calls = dict(METER.calls)
+        wru, rru = METER.totals(_cascade_item_kb(stack.table_name, cascade_id))
+        view = api.get(f"/v1/cascades/{cascade_id}").json()
+    if view["status"] != "exhausted":
+        raise RuntimeError(f"cascade {cascade_id} ended {view['status']!r}, not exhausted: {view}")
     entered = [e for e in events if e["type"].endswith("StateEntered")]
     invokes = [e for e in events if e["type"] == "TaskScheduled"
                and e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"]
@@ -163,7 +206,7 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         preset=preset, cascade_id=cascade_id, transitions=len(entered), steps=len(view["steps"]),
         lambda_invokes=len(invokes),
         states_entered=dict(Counter(e["stateEnteredEventDetails"]["name"] for e in entered)),
-        step_statuses=[s["status"] for s in view["steps"]],
+        step_statuses=[s["status"] for s in view["steps"]], ddb_wru=wru, ddb_rru=rru, ddb_calls=calls,
     )
 
 
@@ -184,8 +227,8 @@ def cost_per_thousand(t: Transitions) -> Cost:
         "Step Functions Standard": CASCADES * t.transitions * SFN_PER_TRANSITION,
         "Lambda requests": CASCADES * invokes * LAMBDA_PER_REQUEST,
         "Lambda duration": CASCADES * invokes * LAMBDA_SECONDS_PER_INVOKE * LAMBDA_MEMORY_GB * LAMBDA_PER_GB_S_ARM,
-        "DynamoDB writes": CASCADES * t.steps * DDB_WRU_PER_STEP * DDB_PER_WRU,
-        "DynamoDB reads": CASCADES * t.steps * DDB_RRU_PER_STEP * DDB_PER_RRU,
+        "DynamoDB writes": CASCADES * t.ddb_wru * DDB_PER_WRU,
+        "DynamoDB reads": CASCADES * t.ddb_rru * DDB_PER_RRU,
         "API Gateway HTTP API": CASCADES * API_REQUESTS_PER_CASCADE * HTTP_API_PER_REQUEST,
     }
     total = sum(items.values())
@@ -195,7 +238,7 @@ def cost_per_thousand(t: Transitions) -> Cost:
 ASSUMPTIONS: Final = [
     f"Lambda: {LAMBDA_MEMORY_GB * 1024:.0f} MB arm64, ~{LAMBDA_SECONDS_PER_INVOKE * 1000:.0f} ms per "
     f"invoke; invokes = the workflow's Lambda tasks (from the history) + {INGEST_INVOKES_PER_CASCADE} ingest call",
-    f"DynamoDB on demand: ~{DDB_WRU_PER_STEP} WRU and ~{DDB_RRU_PER_STEP} RRU per step (design estimate, not measured)",
+    "DynamoDB on demand: request units from the handlers' measured requests (see DynamoMeter)",
     f"API Gateway: {API_REQUESTS_PER_CASCADE} HTTP API request per cascade (the POST /v1/events)",
 ]
 EXCLUDED: Final = (
@@ -302,6 +345,9 @@ def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTim
         lines.append(f"   {item:<26}" + "".join(f"{c.items[item]:>18.4f}" for c in costs))
     lines.append(f"   {'total':<26}" + "".join(f"{c.total:>18.4f}" for c in costs))
     lines.append(f"   {'Step Functions share':<26}" + "".join(f"{c.step_functions_share_pct:>17.1f}%" for c in costs))
+    for t in transitions:
+        calls = ", ".join(f"{op} {n}" for op, n in sorted(t.ddb_calls.items()))
+        lines.append(f"   measured DynamoDB for one {t.preset} cascade: {t.ddb_wru:g} WRU, {t.ddb_rru:g} RRU ({calls})")
     lines += [f"   assumption: {a}" for a in ASSUMPTIONS]
     lines.append(f"   excluded: {EXCLUDED}")
     lines += ["", f"3. Cold import, median of {imports.runs} fresh interpreters each, interleaved "
@@ -321,6 +367,7 @@ def main() -> int:
 
     from cascade.local.stack import LocalStack
 
+    METER.install()  # before the stack: its handlers' clients come from the default session
     stack = LocalStack(port=0, api_key=API_KEY, time_scale=TIME_SCALE, stack_name="cascade-bench").start()
     try:
         # The handlers run in this process; their INFO lines would bury the report.
