@@ -66,3 +66,18 @@ def test_near_valid_events_get_a_4xx_or_202(api: Api, event: dict[str, Any]) -> 
 @given(raw=st.binary(max_size=200))
 def test_arbitrary_bytes_get_a_4xx(api: Api, raw: bytes) -> None:
     _check(api, raw)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(update=json_values | st.fixed_dictionaries(
+    {"update_id": st.integers() | odd},
+    optional={"callback_query": st.fixed_dictionaries({"id": st.text(max_size=5) | odd}, optional={
+                  "data": st.sampled_from(["sig:read", "sig:x", ""]) | odd,
+                  "message": st.fixed_dictionaries({"message_id": st.integers() | odd},
+                                                   optional={"chat": st.fixed_dictionaries({"id": odd})}) | odd}) | odd,
+              "message": st.fixed_dictionaries({"message_id": st.integers() | odd},
+                                               optional={"text": odd, "chat": odd, "reply_to_message": odd}) | odd}))
+def test_odd_telegram_updates_with_the_right_secret_get_a_4xx_or_200(api: Api, stack: Any, update: Any) -> None:
+    resp = api.http.post("/webhooks/telegram", json=update,
+                         headers={"X-Telegram-Bot-Api-Secret-Token": stack.webhook_secret})
+    assert resp.status_code in (200, 400, 422), (resp.status_code, resp.text, update)

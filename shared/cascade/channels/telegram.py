@@ -7,9 +7,10 @@ import hmac
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from cascade.channels.base import Channel, Outgoing, Sent, Signal
-from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid
+from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid, ValidationFailed
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
 _CALLBACK_PREFIX = "sig:"
@@ -77,28 +78,61 @@ def check_secret(headers: dict[str, str], expected: str) -> None:
         raise SignatureInvalid("telegram: secret token missing or wrong")
 
 
-def parse_update(update: dict[str, Any]) -> Signal | None:
-    """A webhook Update → a signal: a button press, or a text reply."""
-    callback = update.get("callback_query")
+class _Chat(BaseModel):
+    id: int
+
+
+class _Quoted(BaseModel):
+    message_id: int
+    chat: _Chat | None = None
+
+
+class _Message(_Quoted):
+    text: str | None = None
+    reply_to_message: _Quoted | None = None
+
+
+class _CallbackQuery(BaseModel):
+    id: str
+    data: str | None = None
+    message: _Quoted | None = None
+
+
+class _Update(BaseModel):
+    """The parts of a Bot API Update we read; the rest is ignored."""
+
+    update_id: int | None = None
+    message: _Message | None = None
+    callback_query: _CallbackQuery | None = None
+
+
+def parse_update(raw: Any) -> Signal | None:
+    """A webhook Update → a signal: a button press, or a text reply. A malformed update is a 422."""
+    try:
+        update = _Update.model_validate(raw)
+    except ValidationError as exc:
+        raise ValidationFailed([{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+                                for e in exc.errors()]) from None
+    callback = update.callback_query
     if callback:
-        msg = callback.get("message") or {}
-        chat_id = str((msg.get("chat") or {}).get("id", ""))
-        data = str(callback.get("data") or "")
+        msg = callback.message
+        chat_id = str(msg.chat.id) if msg and msg.chat else None
+        data = callback.data or ""
         signal = data[len(_CALLBACK_PREFIX):] if data.startswith(_CALLBACK_PREFIX) else "read"
         if signal not in {"read", "confirmed", "replied"}:
             signal = "read"
         return Signal(channel="telegram", signal=signal,
-                      provider_message_id=f"{chat_id}:{msg.get('message_id')}" if msg else None,
-                      chat_id=chat_id, detail={"callback_query_id": callback.get("id")})
-    message = update.get("message")
-    if message and "text" in message:
-        chat_id = str((message.get("chat") or {}).get("id", ""))
-        if str(message["text"]).startswith("/start"):
+                      provider_message_id=f"{chat_id}:{msg.message_id}" if msg and chat_id else None,
+                      chat_id=chat_id, detail={"callback_query_id": callback.id})
+    message = update.message
+    if message and message.text is not None and message.chat:
+        if message.text.startswith("/start"):
             return None
-        quoted = message.get("reply_to_message")
-        pmid = f"{chat_id}:{quoted['message_id']}" if quoted else None
+        chat_id = str(message.chat.id)
+        quoted = message.reply_to_message
+        pmid = f"{chat_id}:{quoted.message_id}" if quoted else None
         return Signal(channel="telegram", signal="replied", provider_message_id=pmid, chat_id=chat_id,
-                      text=str(message["text"]))
+                      text=message.text)
     return None
 
 
