@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from cascade import views
 from cascade.aws import secret
-from cascade.errors import Conflict, NotFound, Unauthorized
+from cascade.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from cascade.http import check_api_key
 from cascade.models import CascadesStopped, CascadeStarted, CascadeView, ErrorBody, EventIn, Timeline
 from cascade.settings import settings
@@ -79,8 +79,8 @@ def build_app() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def invalid(exc: RequestValidationError) -> Response:
-        details = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
-                   for e in exc.errors()]
+        # Powertools puts the parameter kind ("path", "query") first in each location.
+        details = ValidationFailed.from_pydantic(list(exc.errors()), skip=1).details
         return _json(422, {"error": "invalid request", "details": details})
 
     return app

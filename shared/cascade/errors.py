@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CascadeError(Exception):
     """Root of every error this package raises on purpose."""
@@ -21,6 +23,12 @@ class ValidationFailed(CascadeError):
     def __init__(self, details: list[dict[str, str]]) -> None:
         super().__init__("; ".join(f"{d['field']}: {d['message']}" for d in details))
         self.details = details
+
+    @classmethod
+    def from_pydantic(cls, errors: list[Any], skip: int = 0) -> ValidationFailed:
+        """From ``ValidationError.errors()``: the field is the dotted location (minus ``skip`` parts)."""
+        return cls([{"field": ".".join(str(p) for p in e["loc"][skip:]) or "body", "message": e["msg"]}
+                    for e in errors])
 
 
 class NotFound(CascadeError):

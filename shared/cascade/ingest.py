@@ -21,9 +21,7 @@ def parse_event(raw: Any) -> EventIn:
     try:
         return EventIn.model_validate(raw)
     except ValidationError as exc:
-        raise ValidationFailed([
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]} for err in exc.errors()
-        ]) from None
+        raise ValidationFailed.from_pydantic(exc.errors()) from None
 
 
 def accept(raw: Any, api_base: str, store: CascadeStore | None = None) -> dict[str, Any]:

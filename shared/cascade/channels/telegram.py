@@ -111,8 +111,7 @@ def parse_update(raw: Any) -> Signal | None:
     try:
         update = _Update.model_validate(raw)
     except ValidationError as exc:
-        raise ValidationFailed([{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
-                                for e in exc.errors()]) from None
+        raise ValidationFailed.from_pydantic(exc.errors()) from None
     callback = update.callback_query
     if callback:
         msg = callback.message
