@@ -10,11 +10,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from cascade import views
+from cascade import signals, views
 from cascade.aws import secret
-from cascade.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from cascade.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
 from cascade.http import check_api_key
-from cascade.models import CascadesStopped, CascadeStarted, CascadeView, ErrorBody, EventIn, Timeline
+from cascade.models import CascadesStopped, CascadeStarted, CascadeView, ErrorBody, EventIn, SignalIn, Timeline
 from cascade.settings import settings
 
 PUBLIC = {"/openapi.json", "/docs"}
@@ -49,6 +49,11 @@ def build_app() -> APIGatewayHttpResolver:
     def cancel_cascade(cascade_id: str) -> CascadeView:
         return views.cancel(cascade_id)
 
+    @app.post("/v1/signals", summary="Report a signal: an app saw a push opened, or the business saw a reply")
+    def post_signal(body: SignalIn) -> CascadeView:
+        cascade_id, _ = signals.report(body.signal, body.cascade_id, body.provider_message_id)
+        return views.cascade_view(cascade_id)
+
     @app.get("/v1/recipients/<recipient_id>/timeline", summary="Every touch of a recipient across cascades")
     def get_timeline(recipient_id: str) -> Timeline:
         return views.timeline(recipient_id)
@@ -72,6 +77,14 @@ def build_app() -> APIGatewayHttpResolver:
     @app.exception_handler(NotFoundError)
     def no_route(exc: NotFoundError) -> Response:
         return _json(404, {"error": "no such route"})
+
+    @app.exception_handler(ValidationFailed)
+    def invalid_fields(exc: ValidationFailed) -> Response:
+        return _json(422, {"error": "invalid request", "details": exc.details})
+
+    @app.exception_handler(FieldError)
+    def invalid_field(exc: FieldError) -> Response:
+        return _json(422, {"error": "invalid request", "details": exc.details})
 
     @app.exception_handler(Conflict)
     def conflict(exc: Conflict) -> Response:

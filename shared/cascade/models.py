@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CascadeStatus = Literal["running", "succeeded", "exhausted", "cancelled", "failed"]
 StepStatus = Literal["pending", "sent", "delivered", "read", "clicked", "replied", "failed", "skipped"]
@@ -70,6 +70,23 @@ class EventIn(BaseModel):
     scenario: str | None = Field(default=None, description="scenario id; default: the one triggered by `type`")
     recipient: RecipientIn
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class SignalIn(BaseModel):
+    """A signal observed outside the providers: an app reporting a push was opened, or the
+    business reporting what it saw. Names the message, or the cascade (then its latest sent step)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    cascade_id: str | None = Field(default=None, min_length=1, max_length=64)
+    provider_message_id: str | None = Field(default=None, min_length=1, max_length=256)
+    signal: Literal["delivered", "read", "clicked", "replied", "confirmed", "failed"]
+
+    @model_validator(mode="after")
+    def _names_something(self) -> SignalIn:
+        if self.cascade_id is None and self.provider_message_id is None:
+            raise ValueError("give cascade_id or provider_message_id")
+        return self
 
 
 class CascadeStarted(BaseModel):
@@ -138,6 +155,7 @@ __all__ = [
     "ErrorBody",
     "EventIn",
     "RecipientIn",
+    "SignalIn",
     "StepStatus",
     "StepView",
     "Timeline",

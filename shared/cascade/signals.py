@@ -8,6 +8,7 @@ from typing import Any
 
 from cascade import aws
 from cascade.channels.base import Signal
+from cascade.errors import Conflict, FieldError, NotFound
 from cascade.observability import logger
 from cascade.planning import hashed
 from cascade.store import STEP_RANK, CascadeStore, default_store, now_iso
@@ -33,7 +34,7 @@ def stop(cascade_id: str, status: str, reason: str | None, store: CascadeStore |
 def locate(sig: Signal, store: CascadeStore) -> dict[str, Any] | None:
     """Which cascade step a provider's signal is about."""
     if sig.provider_message_id:
-        ref = store.get_message(sig.channel, sig.provider_message_id)
+        ref = store.get_message(sig.provider_message_id, sig.channel)
         if ref:
             return {**ref, "provider_message_id": sig.provider_message_id}
     if sig.chat_id:
@@ -81,6 +82,30 @@ def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
         aws.escalate(cascade["task_token"], "provider_reported_failure")
 
 
+def report(signal: str, cascade_id: str | None, provider_message_id: str | None,
+           store: CascadeStore | None = None) -> tuple[str, int]:
+    """A signal reported through the API. Returns (cascade id, step) it was applied to."""
+    store = store or default_store()
+    if provider_message_id is not None:
+        ref = store.get_message(provider_message_id)
+        if ref is None:
+            raise NotFound(f"no message {provider_message_id!r}")
+        if cascade_id is not None and cascade_id != ref["cascade_id"]:
+            raise FieldError("cascade_id", "is not the cascade of that provider_message_id")
+        cascade_id, index = str(ref["cascade_id"]), int(ref["step"])
+    else:
+        assert cascade_id is not None
+        cascade = store.get(cascade_id)
+        if cascade is None:
+            raise NotFound(f"no cascade {cascade_id!r}")
+        sent = [s["index"] for s in cascade["steps"] if s.get("provider_message_id")]
+        if not sent:
+            raise Conflict("nothing has been sent in this cascade yet")
+        index = max(sent)
+    apply(cascade_id, index, signal, store, provider_message_id)
+    return cascade_id, index
+
+
 def click(token: str, store: CascadeStore | None = None) -> str | None:
     """A tracked link was opened: record ``clicked`` and return where to send the browser."""
     store = store or default_store()
@@ -91,4 +116,4 @@ def click(token: str, store: CascadeStore | None = None) -> str | None:
     return str(link["url"])
 
 
-__all__ = ["apply", "click", "locate", "receive", "stop"]
+__all__ = ["apply", "click", "locate", "receive", "report", "stop"]

@@ -6,7 +6,7 @@ item                                   key
 cascade (state, steps, task token)     ``C#<cascade_id>`` / ``C``
 open cascade of a recipient            ``R#<recipient_id>`` / ``OPEN#<cascade_id>``
 touch (sent message or signal)         ``R#<recipient_id>`` / ``T#<at>#<cascade_id>#<step>#<n>``
-provider message → cascade step        ``M#<channel>#<provider_message_id>`` / ``M``
+provider message → cascade step        ``M#<provider_message_id>`` / ``M`` (the item names its channel)
 tracked link                           ``L#<token>`` / ``L``
 last message to a chat                 ``CHAT#<channel>#<chat_id>`` / ``LAST``
 =====================================  ==============================================
@@ -191,10 +191,12 @@ class CascadeStore:
     # -- messages, links, touches -------------------------------------------------------------
 
     def put_message(self, channel: str, provider_message_id: str, ref: dict[str, Any]) -> None:
-        self._put({"pk": f"M#{channel}#{provider_message_id}", "sk": "M", **ref})
+        self._put({"pk": f"M#{provider_message_id}", "sk": "M", "channel": channel, **ref})
 
-    def get_message(self, channel: str, provider_message_id: str) -> dict[str, Any] | None:
-        return self._get(f"M#{channel}#{provider_message_id}", "M")
+    def get_message(self, provider_message_id: str, channel: str | None = None) -> dict[str, Any] | None:
+        """The cascade step a provider's message belongs to (only on ``channel``, when given)."""
+        ref = self._get(f"M#{provider_message_id}", "M")
+        return ref if ref and (channel is None or ref.get("channel") == channel) else None
 
     def put_link(self, token: str, ref: dict[str, Any]) -> None:
         self._put({"pk": f"L#{token}", "sk": "L", **ref})

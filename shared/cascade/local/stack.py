@@ -201,7 +201,7 @@ class LocalStack:
     def _entry(store: Any, channel: str, pmid: str, to: str, subject: str | None, text: str) -> dict[str, Any]:
         import html
 
-        ref = store.get_message(channel, pmid) or {}
+        ref = store.get_message(pmid, channel) or {}
         return {"channel": channel, "to": to, "subject": subject, "text": html.unescape(text).strip(),
                 "provider_message_id": pmid, "cascade_id": ref.get("cascade_id"), "step": ref.get("step"),
                 "sent_at": ref.get("sent_at")}
