@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import Any
 
@@ -12,12 +13,18 @@ from botocore.exceptions import ClientError
 
 from cascade.observability import logger
 
-_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+# Channels that send messages: one attempt per call, the step's own retry policy decides the rest
+# (botocore's retries would multiply with it).
+_SENDERS = {"sesv2", "sns"}
 
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)
+    timeout = float(os.environ.get("PROVIDER_TIMEOUT_SECONDS") or 10)
+    attempts = 1 if service in _SENDERS else 3
+    config = Config(connect_timeout=3, read_timeout=timeout,
+                    retries={"mode": "standard", "total_max_attempts": attempts})
+    return boto3.client(service, config=config)
 
 
 @cache

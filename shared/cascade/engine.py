@@ -10,8 +10,9 @@ import json
 from typing import Any
 
 from cascade import aws
-from cascade.channels import Outgoing, channel
+from cascade.channels import Channel, Outgoing, Sent, channel
 from cascade.errors import PermanentSendError, RetryableSendError
+from cascade.models import RecipientIn
 from cascade.observability import logger, mask
 from cascade.planning import hashed, pick_locale
 from cascade.rendering import render, track_links
@@ -55,15 +56,12 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
 
     try:
         message = _compose(store, cascade, scenario, index, to, adapter.max_length)
-        sent = adapter.send(message)
-    except RetryableSendError as exc:
-        store.set_step(cascade_id, index, status="pending", only_from=("sending",))
-        logger.warning("send failed, will retry", error=str(exc), **log)
-        raise
-    except PermanentSendError as exc:
+        sent = send_with_retries(adapter, message)
+    except (PermanentSendError, RetryableSendError) as exc:
+        # Refused for good, or still failing after the retries: the next step goes out now.
         store.set_step(cascade_id, index, status="failed", reason=str(exc)[:200], only_from=("sending",))
         _touch(store, cascade, index, step.channel, "failed", "send_failed")
-        logger.warning("send failed for good, escalating", error=str(exc), **log)
+        logger.warning("send failed, escalating", error=str(exc), **log)
         aws.escalate(token, "send_failed")
         return "failed"
 
@@ -79,13 +77,39 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     return "sent"
 
 
+SEND_ATTEMPTS = 3
+MAX_BACKOFF_SECONDS = 8.0
+
+
+def send_with_retries(adapter: Channel, message: Outgoing) -> Sent:
+    """Send, retrying throttling, 5xx and timeouts with capped exponential backoff; a provider's
+    Retry-After is honoured (up to the cap)."""
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+    backoff = wait_exponential(multiplier=0.5, max=MAX_BACKOFF_SECONDS)
+
+    def wait(state: Any) -> float:
+        hinted = getattr(state.outcome.exception(), "retry_after", None) or 0
+        return min(max(float(hinted), backoff(state)), MAX_BACKOFF_SECONDS)
+
+    def note(state: Any) -> None:
+        logger.info("send failed, retrying", channel=adapter.name, attempt=state.attempt_number,
+                    error=str(state.outcome.exception()))
+
+    retrying = Retrying(retry=retry_if_exception_type(RetryableSendError), stop=stop_after_attempt(SEND_ATTEMPTS),
+                        wait=wait, before_sleep=note, reraise=True)
+    return retrying(adapter.send, message)
+
+
 def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, index: int, to: str,
              max_length: int) -> Outgoing:
     step = scenario.steps[index]
     recipient = cascade["recipient"]
     locale = pick_locale(recipient.get("locale"), scenario)
     context = {
-        "recipient": recipient,
+        # Every recipient field exists in templates (None when not given), so that
+        # `{% if recipient.name %}` works under strict undefined variables.
+        "recipient": {**dict.fromkeys(RecipientIn.model_fields), **recipient},
         "data": json.loads(cascade["data_json"]),
         "cascade": {"id": cascade["cascade_id"], "scenario": scenario.id, "step": index,
                     "tried": [s.channel for s in scenario.steps[:index]]},

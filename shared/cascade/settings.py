@@ -18,6 +18,7 @@ class Settings(BaseModel):
     sms_sender_id: str = Field(default="", alias="SMS_SENDER_ID")
     telegram_api_base: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_BASE")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
+    provider_timeout_seconds: float = Field(default=10.0, gt=0, alias="PROVIDER_TIMEOUT_SECONDS")
     # Cascade seconds per real second: 1 on AWS; the local stack speeds time up.
     time_scale: float = Field(default=1.0, gt=0, alias="CASCADE_TIME_SCALE")
     max_body_bytes: int = Field(default=256 * 1024, alias="MAX_BODY_BYTES")

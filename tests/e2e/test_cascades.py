@@ -169,3 +169,12 @@ def test_replying_to_an_sms_stops_delivery_failed(api: Api) -> None:
     view = wait_for("the stop", lambda: finished(api, cascade_id))
     assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")
     assert api.simulate(sms["provider_message_id"], "read").status_code == 422  # SNS never reports reads
+
+
+def test_a_recipient_without_a_name_gets_the_email(api: Api) -> None:
+    event = cart_event()
+    event["recipient"].pop("name")
+    cascade_id = api.start(event)
+    email = wait_for("the email", lambda: api.outbox(cascade_id))[0]
+    assert email["text"].startswith("You left a few things in your cart")
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")

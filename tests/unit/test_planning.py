@@ -56,3 +56,4 @@ def test_every_link_becomes_a_tracked_link_that_remembers_its_target() -> None:
                        seen.__setitem__, lambda: next(tokens))
     assert text == "Pay: https://api.test/r/t1. Help: https://api.test/r/t2"
     assert seen == {"t1": "https://shop.test/pay?o=1", "t2": "http://help.test/faq"}
+

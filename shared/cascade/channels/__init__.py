@@ -28,7 +28,7 @@ def channel(name: str) -> Channel:
         from cascade.channels.telegram import TelegramChannel
 
         token = secret(cfg.provider_secret_arn).get("telegram_bot_token", "")
-        return TelegramChannel(httpx.Client(timeout=httpx.Timeout(10.0, connect=3.0)), cfg.telegram_api_base, token)
+        return TelegramChannel(httpx.Client(timeout=httpx.Timeout(cfg.provider_timeout_seconds, connect=3.0)), cfg.telegram_api_base, token)
     raise PermanentSendError(f"unknown channel {name!r}")
 
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from cascade.local import lambdas, template
+from cascade.local import faults, lambdas, template
 from cascade.local.deploy import ACCOUNT, Deployed, deploy
 from cascade.local.httpserver import LoopbackServer, json_answer
 from cascade.local.telegram import TelegramStandIn
@@ -36,7 +36,8 @@ def _free_port() -> int:
 
 class LocalStack:
     def __init__(self, port: int = 3000, api_key: str = "local-dev-key", time_scale: float = 60.0,
-                 stack_name: str = "cascade-local") -> None:
+                 stack_name: str = "cascade-local", provider_timeout_seconds: float = 3.0) -> None:
+        self.provider_timeout_seconds = provider_timeout_seconds
         self.port = port
         self.api_key = api_key
         self.time_scale = time_scale
@@ -62,6 +63,8 @@ class LocalStack:
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         lambdas.install()
+        faults.install_aws_faults()
+        faults.FAULTS.timeout_seconds = self.provider_timeout_seconds
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
         self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
@@ -90,7 +93,7 @@ class LocalStack:
         code_dirs = {logical: spec["code_dir"] for logical, spec in funcs.items()}
         code_dirs["CoreLayer"] = template.ROOT / "shared"
         params = {"EmailFrom": EMAIL_FROM, "TelegramApiBase": self.telegram.url,
-                  "TimeScale": str(self.time_scale)}
+                  "TimeScale": str(self.time_scale), "ProviderTimeoutSeconds": str(self.provider_timeout_seconds)}
         self.deployed = d = deploy(cfn, self.stack_name, REGION, params, code_dirs)
         for logical, spec in funcs.items():
             name = d.physical[logical]
@@ -162,6 +165,11 @@ class LocalStack:
             wanted = dict(parse_qsl(query)).get("cascade_id")
             messages = [m for m in self.outbox() if not wanted or m["cascade_id"] == wanted]
             return json_answer(200, {"messages": messages})
+        if path == "/local/faults" and method == "DELETE":
+            faults.FAULTS.clear()
+            return json_answer(200, {"faults": {}})
+        if path == "/local/faults" and method == "POST":
+            return self._set_fault(body)
         if path == "/local/simulate" and method == "POST":
             try:
                 request = json.loads(body or b"{}")
@@ -169,6 +177,28 @@ class LocalStack:
                 return json_answer(400, {"error": "body is not valid JSON"})
             return self.simulate(request)
         return json_answer(404, {"error": "no such local route"})
+
+    @staticmethod
+    def _set_fault(body: bytes) -> Any:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return json_answer(400, {"error": "body is not valid JSON"})
+        problems = []
+        if not isinstance(request, dict):
+            request = {}
+            problems.append({"field": "body", "message": "must be an object"})
+        if request.get("channel") not in faults.CHANNELS:
+            problems.append({"field": "channel", "message": f"one of {', '.join(faults.CHANNELS)}"})
+        if request.get("mode") not in faults.MODES:
+            problems.append({"field": "mode", "message": f"one of {', '.join(faults.MODES)}"})
+        count = request.get("count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            problems.append({"field": "count", "message": "a positive whole number, or absent for every call"})
+        if problems:
+            return json_answer(422, {"error": "invalid fault", "details": problems})
+        faults.FAULTS.set(request["channel"], request["mode"], count)
+        return json_answer(200, {"faults": faults.FAULTS.snapshot()})
 
     def info(self) -> dict[str, Any]:
         return {"aws_endpoint": self.aws_endpoint, "state_machine_arn": self.state_machine_arn,

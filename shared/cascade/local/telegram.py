@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from cascade.local.faults import FAULTS
 from cascade.local.httpserver import LoopbackServer, json_answer
 
 
@@ -54,6 +55,18 @@ class TelegramStandIn:
             self.answered.append(str(params.get("callback_query_id")))
             return json_answer(200, {"ok": True, "result": True})
         if api_method == "sendMessage":
+            fault = FAULTS.take("telegram")
+            if fault == "timeout":
+                FAULTS.stall()  # the client has given up by now; nothing is sent
+                return json_answer(504, {"ok": False, "error_code": 504, "description": "Gateway Timeout"})
+            if fault == "500":
+                return json_answer(500, {"ok": False, "error_code": 500, "description": "Internal Server Error"})
+            elif fault == "429":
+                return json_answer(429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                                         "parameters": {"retry_after": 1}})
+            elif fault == "reject":
+                return json_answer(403, {"ok": False, "error_code": 403,
+                                         "description": "Forbidden: bot was blocked by the user"})
             chat_id, text = params.get("chat_id"), params.get("text")
             if not chat_id or not text:
                 return json_answer(400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"})
