@@ -2,10 +2,10 @@
 
 from typing import TYPE_CHECKING
 
-from cascade import http, signals
+from cascade import binding, http, signals
 from cascade.aws import secret
 from cascade.channels import channel
-from cascade.channels.telegram import check_secret, parse_update
+from cascade.channels.telegram import check_secret, parse_update, start_token
 from cascade.observability import logger
 from cascade.settings import settings
 
@@ -18,7 +18,12 @@ def handler(event: dict, context: "LambdaContext") -> dict:
     def run() -> dict:
         cfg = settings()
         check_secret(http.headers_of(event), secret(cfg.provider_secret_arn).get("telegram_webhook_secret", ""))
-        signal = parse_update(http.json_body(event, cfg.max_body_bytes))
+        update = http.json_body(event, cfg.max_body_bytes)
+        start = start_token(update)
+        if start is not None:  # a customer opened a binding link
+            binding.bind("telegram", start[1], start[0])
+            return http.respond(200, {"ok": True})
+        signal = parse_update(update)
         if signal is not None:
             signals.receive(signal)
             if "callback_query_id" in signal.detail:  # stop the button's spinner

@@ -10,11 +10,20 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from cascade import signals, views
+from cascade import binding, signals, views
 from cascade.aws import secret
 from cascade.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
 from cascade.http import check_api_key
-from cascade.models import CascadesStopped, CascadeStarted, CascadeView, ErrorBody, EventIn, SignalIn, Timeline
+from cascade.models import (
+    BindLink,
+    CascadesStopped,
+    CascadeStarted,
+    CascadeView,
+    ErrorBody,
+    EventIn,
+    SignalIn,
+    Timeline,
+)
 from cascade.settings import settings
 
 PUBLIC = {"/openapi.json", "/docs"}
@@ -53,6 +62,10 @@ def build_app() -> APIGatewayHttpResolver:
     def post_signal(body: SignalIn) -> CascadeView:
         cascade_id, _ = signals.report(body.signal, body.cascade_id, body.provider_message_id)
         return views.cascade_view(cascade_id)
+
+    @app.post("/v1/recipients/<recipient_id>/bind/<channel>", summary="A one-time deep link that binds a messenger chat")
+    def bind_link(recipient_id: str, channel: str) -> BindLink:
+        return BindLink.model_validate(binding.deep_link(recipient_id, channel))
 
     @app.get("/v1/recipients/<recipient_id>/timeline", summary="Every touch of a recipient across cascades")
     def get_timeline(recipient_id: str) -> Timeline:

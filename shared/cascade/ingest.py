@@ -63,6 +63,11 @@ def _check_fits(event: EventIn, scenario: Scenario) -> None:
 
 
 def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: CascadeStore) -> dict[str, Any]:
+    # Contacts bound earlier (binding links) fill in what the event does not carry.
+    bound = {k: v for k, v in store.contacts(event.recipient.id).items()
+             if k in type(event.recipient).model_fields and getattr(event.recipient, k) is None}
+    if bound:
+        event = event.model_copy(update={"recipient": event.recipient.model_copy(update=bound)})
     _check_fits(event, scenario)
     cfg = settings()
     cascade_id = new_cascade_id(event.idempotency_key)

@@ -89,6 +89,11 @@ class SignalIn(BaseModel):
         return self
 
 
+class BindLink(BaseModel):
+    link: str = Field(description="open it in the messenger; works once, until expires_at")
+    expires_at: str
+
+
 class CascadeStarted(BaseModel):
     cascade_id: str
     scenario: str
@@ -148,6 +153,7 @@ class ErrorBody(BaseModel):
 
 
 __all__ = [
+    "BindLink",
     "CascadeStarted",
     "CascadeStatus",
     "CascadeView",

@@ -16,6 +16,7 @@ class Settings(BaseModel):
     email_from: str = Field(default="", alias="EMAIL_FROM")
     ses_configuration_set: str = Field(default="", alias="SES_CONFIGURATION_SET")
     sms_sender_id: str = Field(default="", alias="SMS_SENDER_ID")
+    telegram_bot_username: str = Field(default="", alias="TELEGRAM_BOT_USERNAME")
     telegram_api_base: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_BASE")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
     provider_timeout_seconds: float = Field(default=10.0, gt=0, alias="PROVIDER_TIMEOUT_SECONDS")

@@ -9,6 +9,8 @@ touch (sent message or signal)         ``R#<recipient_id>`` / ``T#<at>#<cascade_
 provider message → cascade step        ``M#<provider_message_id>`` / ``M`` (the item names its channel)
 tracked link                           ``L#<token>`` / ``L``
 last message to a chat                 ``CHAT#<channel>#<chat_id>`` / ``LAST``
+recipient's bound contacts             ``R#<recipient_id>`` / ``PROFILE``
+one-time binding token                 ``BIND#<token>`` / ``BIND``
 =====================================  ==============================================
 
 Every change that decides whether a message may go out is a conditional write, so a stop and
@@ -209,6 +211,34 @@ class CascadeStore:
 
     def get_last_chat_message(self, channel: str, chat_id: str) -> dict[str, Any] | None:
         return self._get(f"CHAT#{channel}#{chat_id}", "LAST")
+
+    def put_binding_token(self, token: str, ref: dict[str, Any], expires_at: int) -> None:
+        self._put({"pk": f"BIND#{token}", "sk": "BIND", **ref, "expires_at": expires_at})
+
+    def take_binding_token(self, token: str, now: int) -> dict[str, Any] | None:
+        """Use a binding token up: None if it never existed, was used already, or has expired."""
+        try:
+            resp = self.db.delete_item(
+                TableName=self.table, Key=_dump({"pk": f"BIND#{token}", "sk": "BIND"}),
+                ConditionExpression="attribute_exists(pk) AND expires_at > :now",
+                ExpressionAttributeValues=_dump({":now": now}), ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return None
+            raise
+        return _load(resp.get("Attributes"))
+
+    def set_contact(self, recipient_id: str, field: str, value: str) -> None:
+        self.db.update_item(
+            TableName=self.table, Key=_dump({"pk": f"R#{recipient_id}", "sk": "PROFILE"}),
+            UpdateExpression="SET #f = :v", ExpressionAttributeNames={"#f": field},
+            ExpressionAttributeValues=_dump({":v": value}),
+        )
+
+    def contacts(self, recipient_id: str) -> dict[str, Any]:
+        """Contacts bound to a recipient (through binding links), by recipient field name."""
+        return self._get(f"R#{recipient_id}", "PROFILE") or {}
 
     def put_touch(self, recipient_id: str, touch: dict[str, Any]) -> None:
         sk = f"T#{touch['at']}#{touch['cascade_id']}#{touch['step']}#{touch['kind']}#{touch['status']}"

@@ -106,6 +106,18 @@ class _Update(BaseModel):
     callback_query: _CallbackQuery | None = None
 
 
+def start_token(raw: Any) -> tuple[str, str] | None:
+    """(chat id, token) when the update is ``/start <token>`` from a binding deep link."""
+    try:
+        message = _Update.model_validate(raw).message
+    except ValidationError:
+        return None
+    if not message or not message.chat or not message.text or not message.text.startswith("/start "):
+        return None
+    token = message.text.split(" ", 1)[1].strip()
+    return (str(message.chat.id), token) if token else None
+
+
 def parse_update(raw: Any) -> Signal | None:
     """A webhook Update → a signal: a button press, or a text reply. A malformed update is a 422."""
     try:
@@ -135,4 +147,4 @@ def parse_update(raw: Any) -> Signal | None:
     return None
 
 
-__all__ = ["SECRET_HEADER", "TelegramChannel", "check_secret", "parse_update"]
+__all__ = ["SECRET_HEADER", "TelegramChannel", "check_secret", "parse_update", "start_token"]

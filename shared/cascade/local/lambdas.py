@@ -19,7 +19,6 @@ from typing import Any
 class FunctionSpec:
     code_dir: Path
     handler: str
-    env: dict[str, str]
 
 
 REGISTRY: dict[str, FunctionSpec] = {}
@@ -63,7 +62,6 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": "ResourceNotFound", "errorMessage": f"no local code for {self.function_name}"})
     event = json.loads(body) if body else {}
-    os.environ.update(spec.env)  # every function's variables agree, so this is safe across threads
     module = _module(self.function_name, spec)
     context = LocalContext(self.function_name, self.function_arn, int(self.memory_size or 128), int(self.timeout or 3))
     try:
@@ -74,10 +72,21 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
     return json.dumps(result)
 
 
+def share_environment(envs: Any) -> None:
+    """All functions run in this one process and share its module caches (settings are read
+    once), so every function's variables go into the environment up front. They must agree."""
+    merged: dict[str, str] = {}
+    for env in envs:
+        for key, value in env.items():
+            if merged.setdefault(key, value) != value:
+                raise ValueError(f"functions disagree on {key}; the local stack runs them in one process")
+    os.environ.update(merged)
+
+
 def install() -> None:
     from moto.awslambda.models import LambdaFunction
 
     LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
 
 
-__all__ = ["REGISTRY", "FunctionSpec", "LocalContext", "install"]
+__all__ = ["REGISTRY", "FunctionSpec", "LocalContext", "install", "share_environment"]

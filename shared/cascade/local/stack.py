@@ -93,12 +93,14 @@ class LocalStack:
         code_dirs = {logical: spec["code_dir"] for logical, spec in funcs.items()}
         code_dirs["CoreLayer"] = template.ROOT / "shared"
         params = {"EmailFrom": EMAIL_FROM, "TelegramApiBase": self.telegram.url,
+                  "TelegramBotUsername": self.telegram.username,
                   "TimeScale": str(self.time_scale), "ProviderTimeoutSeconds": str(self.provider_timeout_seconds)}
         self.deployed = d = deploy(cfn, self.stack_name, REGION, params, code_dirs)
         for logical, spec in funcs.items():
             name = d.physical[logical]
-            lambdas.REGISTRY[name] = lambdas.FunctionSpec(spec["code_dir"], spec["handler"], d.function_env[name])
+            lambdas.REGISTRY[name] = lambdas.FunctionSpec(spec["code_dir"], spec["handler"])
         self.functions = {logical: d.physical[logical] for logical in funcs}
+        lambdas.share_environment(d.function_env.values())
         for method, path, logical in template.http_routes(sam):
             pattern = re.compile("^" + re.sub(r"\{(\w+)\+?\}", r"(?P<\1>[^/]+)", path) + "$")
             self.routes.append((method, pattern, path, d.physical[logical]))
@@ -238,6 +240,16 @@ class LocalStack:
 
     def simulate(self, request: dict[str, Any]) -> Any:
         """Play the provider: emit its real event for a message (through the real webhook path)."""
+        if "open_link" in request:
+            chat = str(request.get("as", ""))
+            if not chat.lstrip("-").isdigit():
+                return json_answer(422, {"error": "invalid request", "details": [
+                    {"field": "as", "message": "the chat id (digits) of the customer opening the link"}]})
+            try:
+                resp = self.telegram.open_deep_link(str(request["open_link"]), chat)
+            except LookupError as exc:
+                return json_answer(422, {"error": "invalid request", "details": [{"field": "open_link", "message": str(exc)}]})
+            return json_answer(200 if resp.status_code == 200 else 502, {"ok": resp.status_code == 200})
         pmid, signal = str(request.get("provider_message_id", "")), request.get("signal")
         message = next((m for m in self.outbox() if m["provider_message_id"] == pmid), None)
         if message is None:

@@ -18,6 +18,7 @@ from cascade.local.httpserver import LoopbackServer, json_answer
 class TelegramStandIn:
     def __init__(self, bot_token: str, port: int = 0) -> None:
         self.bot_token = bot_token
+        self.username = "cascade_local_bot"
         self.messages: list[dict[str, Any]] = []
         self.answered: list[str] = []
         self.webhook_url = ""
@@ -47,7 +48,7 @@ class TelegramStandIn:
         except ValueError:
             return json_answer(400, {"ok": False, "error_code": 400, "description": "Bad Request: can't parse JSON"})
         if api_method == "getMe":
-            return json_answer(200, {"ok": True, "result": {"id": 1, "is_bot": True, "username": "cascade_local_bot"}})
+            return json_answer(200, {"ok": True, "result": {"id": 1, "is_bot": True, "username": self.username}})
         if api_method == "setWebhook":
             self.webhook_url, self.webhook_secret = params.get("url", ""), params.get("secret_token", "")
             return json_answer(200, {"ok": True, "result": True, "description": "Webhook was set"})
@@ -103,6 +104,17 @@ class TelegramStandIn:
             "message_id": next(self._ids), "date": int(time.time()), "chat": chat,
             "from": {"id": chat["id"], "is_bot": False, "first_name": "Customer"}, "text": text,
             "reply_to_message": message}})
+
+    def open_deep_link(self, link: str, chat_id: str) -> httpx.Response:
+        """The customer opens ``https://t.me/<bot>?start=<token>``: the bot receives ``/start <token>``."""
+        prefix = f"https://t.me/{self.username}?start="
+        if not link.startswith(prefix):
+            raise LookupError(f"not a deep link to this bot ({prefix}…)")
+        chat = {"id": int(chat_id), "type": "private"}
+        return self._deliver({"message": {
+            "message_id": next(self._ids), "date": int(time.time()), "chat": chat,
+            "from": {"id": int(chat_id), "is_bot": False, "first_name": "Customer"},
+            "text": f"/start {link[len(prefix):]}", "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}})
 
     def _deliver(self, update: dict[str, Any]) -> httpx.Response:
         if not self.webhook_url:

@@ -1,0 +1,49 @@
+"""Binding messenger contacts: a bot cannot start a conversation, so the business gives the
+customer a one-time deep link; opening it sends the bot ``/start <token>``, and the chat id is
+stored on the recipient for every later cascade."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from cascade.errors import FieldError
+from cascade.observability import logger
+from cascade.scenarios import CONTACT_FIELD
+from cascade.settings import settings
+from cascade.store import CascadeStore, default_store
+
+LINK_TTL_SECONDS = 24 * 3600
+BINDABLE = ("telegram",)
+
+
+def deep_link(recipient_id: str, channel: str, store: CascadeStore | None = None) -> dict[str, Any]:
+    if channel not in BINDABLE:
+        raise FieldError("channel", f"binding links exist for {', '.join(BINDABLE)}")
+    username = settings().telegram_bot_username
+    if not username:
+        raise FieldError("channel", "the Telegram bot's username is not configured (TelegramBotUsername)")
+    store = store or default_store()
+    token = secrets.token_urlsafe(24)  # Telegram start parameters: up to 64 of [A-Za-z0-9_-]
+    expires_at = int(time.time()) + LINK_TTL_SECONDS
+    store.put_binding_token(token, {"recipient_id": recipient_id, "channel": channel}, expires_at)
+    return {"link": f"https://t.me/{username}?start={token}",
+            "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat().replace("+00:00", "Z")}
+
+
+def bind(channel: str, token: str, chat_id: str, store: CascadeStore | None = None) -> str | None:
+    """The customer opened a binding link. Returns the recipient bound, or None if the token is
+    unknown, used already or expired."""
+    store = store or default_store()
+    ref = store.take_binding_token(token, int(time.time()))
+    if ref is None or ref.get("channel") != channel:
+        logger.info("binding refused", channel=channel)
+        return None
+    store.set_contact(str(ref["recipient_id"]), CONTACT_FIELD[channel], chat_id)
+    logger.info("contact bound", channel=channel, recipient_id=ref["recipient_id"])
+    return str(ref["recipient_id"])
+
+
+__all__ = ["BINDABLE", "bind", "deep_link"]

@@ -1,0 +1,54 @@
+"""Binding a Telegram chat: a one-time deep link, opened by the customer, stores the chat id on
+the recipient, and later cascades reach them on Telegram."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import Api, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+def test_an_opened_deep_link_binds_the_chat_for_later_cascades(api: Api) -> None:
+    rid = f"cust-{uuid.uuid4().hex[:8]}"
+    resp = api.http.post(f"/v1/recipients/{rid}/bind/telegram")
+    assert resp.status_code == 200, resp.text
+    link = resp.json()["link"]
+    assert link.startswith("https://t.me/cascade_local_bot?start=") and resp.json()["expires_at"]
+    assert api.http.post("/local/simulate", json={"open_link": link, "as": "424242"}).status_code == 200
+    # The event carries no Telegram contact; the bound one is used.
+    cascade_id = api.start({"type": "cart.abandoned", "recipient": {"id": rid, "email": "sam@example.com"},
+                            "data": {"cart_id": "b-1", "cart_url": "https://shop.test/cart/b1"}})
+    tg = wait_for("the Telegram step", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "telegram"],
+                  timeout=30)[0]
+    assert tg["to"] == "424242"
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+
+
+def test_a_used_link_is_refused(api: Api) -> None:
+    first, second = (f"cust-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    link = api.http.post(f"/v1/recipients/{first}/bind/telegram").json()["link"]
+    api.http.post("/local/simulate", json={"open_link": link, "as": "111"})
+    # Someone else opens the same link later: nothing changes for anyone.
+    api.http.post("/local/simulate", json={"open_link": link, "as": "222"})
+    cascade_id = api.start({"type": "cart.abandoned", "recipient": {"id": first, "email": "a@example.com"},
+                            "data": {"cart_id": "b-2", "cart_url": "https://shop.test/cart/b2"}})
+    tg = wait_for("the Telegram step", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "telegram"],
+                  timeout=30)[0]
+    assert tg["to"] == "111"
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+    # A made-up token binds nothing: a recipient with no contact at all is still refused.
+    api.http.post("/local/simulate", json={"open_link": "https://t.me/cascade_local_bot?start=forged-token",
+                                           "as": "333"})
+    resp = api.post_event({"type": "cart.abandoned", "recipient": {"id": second},
+                           "data": {"cart_id": "b-3", "cart_url": "https://shop.test/cart/b3"}})
+    assert resp.status_code == 422
+
+
+def test_binding_links_exist_only_for_messengers_that_support_them(api: Api) -> None:
+    resp = api.http.post("/v1/recipients/r1/bind/sms")
+    assert resp.status_code == 422
+    assert resp.json()["details"][0]["field"] == "channel"
