@@ -12,6 +12,17 @@ from tests.conftest import Api, wait_for
 pytestmark = pytest.mark.stack
 
 
+def _telegram_chat_reached(api: Api, rid: str) -> str:
+    """Start a cart cascade for ``rid`` with no Telegram contact in the event; return the chat
+    its Telegram step went to."""
+    cascade_id = api.start({"type": "cart.abandoned", "recipient": {"id": rid, "email": "sam@example.com"},
+                            "data": {"cart_id": f"b-{uuid.uuid4().hex[:4]}", "cart_url": "https://shop.test/cart/b"}})
+    tg = wait_for("the Telegram step", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "telegram"],
+                  timeout=30)[0]
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+    return str(tg["to"])
+
+
 def test_an_opened_deep_link_binds_the_chat_for_later_cascades(api: Api) -> None:
     rid = f"cust-{uuid.uuid4().hex[:8]}"
     resp = api.http.post(f"/v1/recipients/{rid}/bind/telegram")
@@ -19,13 +30,7 @@ def test_an_opened_deep_link_binds_the_chat_for_later_cascades(api: Api) -> None
     link = resp.json()["link"]
     assert link.startswith("https://t.me/cascade_local_bot?start=") and resp.json()["expires_at"]
     assert api.http.post("/local/simulate", json={"open_link": link, "as": "424242"}).status_code == 200
-    # The event carries no Telegram contact; the bound one is used.
-    cascade_id = api.start({"type": "cart.abandoned", "recipient": {"id": rid, "email": "sam@example.com"},
-                            "data": {"cart_id": "b-1", "cart_url": "https://shop.test/cart/b1"}})
-    tg = wait_for("the Telegram step", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "telegram"],
-                  timeout=30)[0]
-    assert tg["to"] == "424242"
-    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+    assert _telegram_chat_reached(api, rid) == "424242"  # the event carried no Telegram contact
 
 
 def test_a_used_link_is_refused(api: Api) -> None:
@@ -34,12 +39,7 @@ def test_a_used_link_is_refused(api: Api) -> None:
     api.http.post("/local/simulate", json={"open_link": link, "as": "111"})
     # Someone else opens the same link later: nothing changes for anyone.
     api.http.post("/local/simulate", json={"open_link": link, "as": "222"})
-    cascade_id = api.start({"type": "cart.abandoned", "recipient": {"id": first, "email": "a@example.com"},
-                            "data": {"cart_id": "b-2", "cart_url": "https://shop.test/cart/b2"}})
-    tg = wait_for("the Telegram step", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "telegram"],
-                  timeout=30)[0]
-    assert tg["to"] == "111"
-    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+    assert _telegram_chat_reached(api, first) == "111"
     # A made-up token binds nothing: a recipient with no contact at all is still refused.
     api.http.post("/local/simulate", json={"open_link": "https://t.me/cascade_local_bot?start=forged-token",
                                            "as": "333"})
