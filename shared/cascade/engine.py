@@ -15,7 +15,7 @@ from cascade.errors import PermanentSendError, RetryableSendError
 from cascade.models import RecipientIn
 from cascade.observability import logger, mask
 from cascade.planning import hashed, pick_locale
-from cascade.rendering import render, track_links
+from cascade.rendering import render, render_string, track_links
 from cascade.scenarios import Scenario
 from cascade.store import CascadeStore, default_store, now_iso
 
@@ -55,7 +55,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         return "stopped"
 
     try:
-        message = _compose(store, cascade, scenario, index, to, adapter.max_length)
+        message = adapter.prepare(_compose(store, cascade, scenario, index, to, adapter.max_length), store)
         sent = send_with_retries(adapter, message)
     except (PermanentSendError, RetryableSendError) as exc:
         # Refused for good, or still failing after the retries: the next step goes out now.
@@ -127,7 +127,22 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
     if len(text) > max_length:
         raise PermanentSendError(f"text is {len(text)} characters, over the channel's limit")
     buttons: list[tuple[str, str]] = [(b.text.get(locale) or b.text.get("en") or next(iter(b.text.values())), b.signal) for b in step.buttons]
-    return Outgoing(cascade_id=cascade["cascade_id"], step=index, to=to, text=text, subject=subject, buttons=buttons)
+    extra: dict[str, Any] = {
+        "recipient": recipient, "data": context["data"],
+        "scenario": {"id": scenario.id, "name": scenario.name, "purpose": scenario.purpose},
+        "history": [{"step": s["index"], "channel": s["channel"], "status": s["status"], "sent_at": s.get("sent_at")}
+                    for s in cascade["steps"][:index]],
+    }
+    if step.whatsapp_template is not None:
+        tpl = step.whatsapp_template
+        try:
+            params = [track_links(render_string(p, context), cascade["api_base"], remember) for p in tpl.params]
+        except Exception as exc:
+            raise PermanentSendError(f"template: {type(exc).__name__}: {exc}") from exc
+        extra["whatsapp_template"] = {"name": tpl.name, "language": tpl.language.get(locale, locale),
+                                      "params": params}
+    return Outgoing(cascade_id=cascade["cascade_id"], step=index, to=to, text=text, subject=subject, buttons=buttons,
+                    locale=locale, api_base=cascade["api_base"], context=extra)
 
 
 def _touch(store: CascadeStore, cascade: dict[str, Any], index: int, channel_name: str, kind: str, status: str,

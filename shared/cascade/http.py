@@ -64,6 +64,11 @@ def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> di
             "body": json.dumps(body, ensure_ascii=False)}
 
 
+def respond_text(status: int, text: str, content_type: str = "text/plain; charset=utf-8") -> dict[str, Any]:
+    """A non-JSON answer: TwiML for Twilio, the bare challenge for WhatsApp's handshake."""
+    return {"statusCode": status, "headers": {"content-type": content_type}, "body": text}
+
+
 def error_answer(exc: Exception) -> dict[str, Any]:
     """The one place where errors become HTTP answers for the hand-rolled handlers."""
     if isinstance(exc, HttpError):
@@ -88,4 +93,4 @@ def guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 __all__ = ["HttpError", "base_url", "check_api_key", "error_answer", "guarded", "headers_of", "json_body",
-           "raw_body", "respond"]
+           "raw_body", "respond", "respond_text"]

@@ -23,13 +23,18 @@ class RecipientIn(BaseModel):
     email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(default=None, description="E.164, e.g. +77011234567")
     telegram_chat_id: str | None = Field(default=None, pattern=r"^-?\d{1,20}$")
+    whatsapp: str | None = Field(default=None, description="WhatsApp number, E.164")
+    viber_id: str | None = Field(default=None, min_length=1, max_length=64,
+                                 description="Viber user id of a bot subscriber (bind it with a deep link)")
+    push_token: str | None = Field(default=None, min_length=8, max_length=4096, pattern=r"^[\x21-\x7e]+$",
+                                   description="the app's FCM/APNs device token")
 
     @field_validator("telegram_chat_id", mode="before")
     @classmethod
     def _chat_id_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("phone")
+    @field_validator("phone", "whatsapp")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
         if value is None:

@@ -31,6 +31,11 @@ def render(step: Step, locale: str, context: dict[str, Any]) -> tuple[str | None
     return subject, text
 
 
+def render_string(source: str, context: dict[str, Any]) -> str:
+    """One template string (e.g. a WhatsApp template parameter), rendered in the same sandbox."""
+    return str(_env().from_string(source).render(context)).strip()
+
+
 def new_link_token() -> str:
     return secrets.token_urlsafe(16)
 
@@ -48,4 +53,4 @@ def track_links(text: str, base_url: str, remember: Callable[[str, str], None],
     return URL.sub(swap, text)
 
 
-__all__ = ["URL", "new_link_token", "render", "track_links"]
+__all__ = ["URL", "new_link_token", "render", "render_string", "track_links"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +19,19 @@ class Settings(BaseModel):
     sms_sender_id: str = Field(default="", alias="SMS_SENDER_ID")
     telegram_bot_username: str = Field(default="", alias="TELEGRAM_BOT_USERNAME")
     telegram_api_base: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_BASE")
+    whatsapp_api_base: str = Field(default="https://graph.facebook.com/v21.0", alias="WHATSAPP_API_BASE")
+    whatsapp_phone_number_id: str = Field(default="", alias="WHATSAPP_PHONE_NUMBER_ID")
+    viber_api_base: str = Field(default="https://chatapi.viber.com/pa", alias="VIBER_API_BASE")
+    viber_sender_name: str = Field(default="", alias="VIBER_SENDER_NAME")
+    viber_chat_uri: str = Field(default="", alias="VIBER_CHAT_URI")
+    twilio_api_base: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE")
+    twilio_from_number: str = Field(default="", alias="TWILIO_FROM_NUMBER")
+    sms_provider: Literal["sns", "twilio"] = Field(default="sns", alias="SMS_PROVIDER")
+    push_platform_application_arn: str = Field(default="", alias="PUSH_PLATFORM_APPLICATION_ARN")
+    operator_url: str = Field(default="", alias="OPERATOR_URL")
+    # A provider failing this many sends in a row is skipped for new steps for the cooldown.
+    circuit_failure_threshold: int = Field(default=5, ge=1, alias="CIRCUIT_FAILURE_THRESHOLD")
+    circuit_cooldown_seconds: int = Field(default=300, ge=1, alias="CIRCUIT_COOLDOWN_SECONDS")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
     provider_timeout_seconds: float = Field(default=10.0, gt=0, alias="PROVIDER_TIMEOUT_SECONDS")
     # Cascade seconds per real second: 1 on AWS; the local stack speeds time up.

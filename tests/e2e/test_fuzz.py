@@ -79,5 +79,5 @@ def test_arbitrary_bytes_get_a_4xx(api: Api, raw: bytes) -> None:
                                                optional={"text": odd, "chat": odd, "reply_to_message": odd}) | odd}))
 def test_odd_telegram_updates_with_the_right_secret_get_a_4xx_or_200(api: Api, stack: Any, update: Any) -> None:
     resp = api.http.post("/webhooks/telegram", json=update,
-                         headers={"X-Telegram-Bot-Api-Secret-Token": stack.webhook_secret})
+                         headers={"X-Telegram-Bot-Api-Secret-Token": stack.telegram.secret_token})
     assert resp.status_code in (200, 400, 422), (resp.status_code, resp.text, update)

@@ -29,7 +29,10 @@ def test_every_http_route_the_issue_names_is_in_the_template() -> None:
     routes = {(m, p) for m, p, _ in template.http_routes(template.load())}
     assert {("POST", "/v1/events"), ("GET", "/v1/cascades/{id}"), ("POST", "/v1/cascades/{id}/cancel"),
             ("GET", "/v1/recipients/{id}/timeline"), ("GET", "/openapi.json"), ("GET", "/docs"),
-            ("POST", "/webhooks/telegram"), ("GET", "/r/{token}")} <= routes
+            ("POST", "/webhooks/telegram"), ("GET", "/r/{token}"), ("POST", "/v1/signals"),
+            ("POST", "/v1/recipients/{id}/bind/{channel}"), ("GET", "/webhooks/whatsapp"),
+            ("POST", "/webhooks/whatsapp"), ("POST", "/webhooks/viber"), ("POST", "/webhooks/twilio/voice"),
+            ("POST", "/webhooks/twilio/sms"), ("POST", "/webhooks/operator")} <= routes
 
 
 def test_the_translated_template_creates_a_stack_in_moto() -> None:

@@ -14,7 +14,11 @@ from cascade.scenarios import CONTACT_FIELD
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One rendered message for one recipient contact."""
+    """One rendered message for one recipient contact.
+
+    ``api_base`` is where this API is reachable from outside (for provider callbacks);
+    ``context`` carries what a channel may need beyond the text: the recipient, the event data,
+    the scenario, what was already sent (``history``), a WhatsApp template's rendered parameters."""
 
     cascade_id: str
     step: int
@@ -23,6 +27,9 @@ class Outgoing:
     subject: str | None = None
     html: str | None = None
     buttons: list[tuple[str, str]] = field(default_factory=list)  # (label, signal)
+    locale: str = "en"
+    api_base: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class Channel(ABC):
         value = recipient.get(CONTACT_FIELD[self.name])
         return str(value) if value else None
 
+    def prepare(self, message: Outgoing, store: Any) -> Outgoing:
+        """A last look before sending, with the store at hand (e.g. WhatsApp's 24 h window)."""
+        return message
+
     @abstractmethod
     def send(self, message: Outgoing) -> Sent:
         """Hand the message to the provider. Raises RetryableSendError or PermanentSendError."""
@@ -78,4 +89,28 @@ def aws_send_error(exc: Exception, what: str) -> Exception:
     return exc
 
 
-__all__ = ["Channel", "Outgoing", "Sent", "Signal", "aws_send_error"]
+def http_call(http: Any, method: str, url: str, what: str, **kwargs: Any) -> Any:
+    """One HTTP request to a provider (an ``httpx.Client``): no answer in time or a broken
+    connection is retryable; the caller judges the answer (see :func:`http_status_error`)."""
+    import httpx
+
+    try:
+        return http.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise RetryableSendError(f"{what}: timeout") from exc
+    except httpx.TransportError as exc:
+        raise RetryableSendError(f"{what}: {type(exc).__name__}") from exc
+
+
+def http_status_error(status: int, what: str, retry_after: Any = None) -> Exception:
+    """429 and 5xx are worth another try (honouring Retry-After); any other refusal is final."""
+    if status == 429 or status >= 500:
+        try:
+            hint = float(retry_after) if retry_after not in (None, "") else None
+        except (TypeError, ValueError):
+            hint = None
+        return RetryableSendError(f"{what}: HTTP {status}", retry_after=hint)
+    return PermanentSendError(f"{what}: HTTP {status}")
+
+
+__all__ = ["Channel", "Outgoing", "Sent", "Signal", "aws_send_error", "http_call", "http_status_error"]

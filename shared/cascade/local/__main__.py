@@ -12,14 +12,18 @@ from cascade.local.stack import LocalStack
 def main() -> None:
     stack = LocalStack(port=int(os.environ.get("PORT", "3000")),
                        api_key=os.environ.get("CASCADE_API_KEY", "local-dev-key"),
-                       time_scale=float(os.environ.get("CASCADE_TIME_SCALE", "60"))).start()
+                       time_scale=float(os.environ.get("CASCADE_TIME_SCALE", "60")),
+                       sms_provider=os.environ.get("SMS_PROVIDER", "sns")).start()
+    providers = "\n".join(f"  {s.name:<14} {s.url}" for s in stack.standins if s.url)
     print(f"""
 Cascade local stack is up.
   API            {stack.url}            (docs: {stack.url}/docs)
   API key        {stack.api_key}
   time scale     {stack.time_scale:g} cascade seconds per real second (a 2 h wait takes {7200 / stack.time_scale:g} s)
   AWS (moto)     {stack.aws_endpoint}
-  Telegram API   {stack.telegram.url}
+  SMS provider   {stack.sms_provider}
+Provider stand-ins:
+{providers}
   outbox         {stack.url}/local/outbox
 
 Try:

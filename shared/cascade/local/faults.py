@@ -2,7 +2,7 @@
 that channel's provider misbehave for its next ``count`` sends (all, if absent).
 
 Modes: ``500`` (server error), ``429`` (throttled, Retry-After 1 s), ``timeout`` (no answer in
-time), ``reject`` (refused for good: invalid number, bot blocked). The Telegram stand-in asks
+time), ``reject`` (refused for good: invalid number, bot blocked). Each provider stand-in asks
 :data:`FAULTS` itself; for SES and SNS the moto backends' send calls are wrapped, so the error
 reaches our code the way AWS would send it."""
 
@@ -15,8 +15,9 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 from moto.sns.exceptions import SNSException
 
+from cascade.scenarios import CHANNELS
+
 MODES = ("500", "429", "timeout", "reject")
-CHANNELS = ("email", "sms", "telegram")
 
 
 class Faults:

@@ -1,16 +1,17 @@
 """The local stack: moto (as AWS) running the real state machine over the real handlers, the
-template's HTTP routes served as API Gateway v2 payloads, and a Telegram stand-in.
+template's HTTP routes served as API Gateway v2 payloads, and stand-ins for the messenger, voice
+and operator providers (see :mod:`cascade.local.standin`).
 
 ``LocalStack(...).start()`` is what ``make run`` and the end-to-end tests use."""
 
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import logging
 import os
 import re
-import secrets
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -22,10 +23,15 @@ import httpx
 from cascade.local import faults, lambdas, template
 from cascade.local.deploy import ACCOUNT, Deployed, deploy
 from cascade.local.httpserver import LoopbackServer, json_answer
+from cascade.local.standin import StandIn, invalid
 from cascade.local.telegram import TelegramStandIn
 
 REGION = "us-east-1"
 EMAIL_FROM = "shop@example.com"
+# The provider stand-ins, each "module:Class" (Telegram is always first).
+STANDINS = (
+    "cascade.local.telegram:TelegramStandIn",
+)
 
 
 def _free_port() -> int:
@@ -36,16 +42,25 @@ def _free_port() -> int:
 
 class LocalStack:
     def __init__(self, port: int = 3000, api_key: str = "local-dev-key", time_scale: float = 60.0,
-                 stack_name: str = "cascade-local", provider_timeout_seconds: float = 3.0) -> None:
+                 stack_name: str = "cascade-local", provider_timeout_seconds: float = 3.0,
+                 sms_provider: str = "sns", parameters: dict[str, str] | None = None) -> None:
         self.provider_timeout_seconds = provider_timeout_seconds
+        self.sms_provider = sms_provider
+        self.extra_parameters = dict(parameters or {})
         self.port = port
         self.api_key = api_key
         self.time_scale = time_scale
         self.stack_name = stack_name
         self.deployed: Deployed | None = None
         self.routes: list[tuple[str, re.Pattern[str], str, str]] = []
-        self.telegram = TelegramStandIn(bot_token=f"{secrets.randbelow(10**9)}:local-{secrets.token_hex(8)}")
-        self.webhook_secret = secrets.token_hex(16)
+        self.standins: list[StandIn] = []
+        for spec in STANDINS:
+            module, _, cls = spec.partition(":")
+            self.standins.append(getattr(importlib.import_module(module), cls)())
+        self.telegram: TelegramStandIn = self.standins[0]  # type: ignore[assignment]
+
+    def standin(self, name: str) -> Any:
+        return next(s for s in self.standins if s.name == name)
 
     # -- start / stop -------------------------------------------------------------------------
 
@@ -68,21 +83,33 @@ class LocalStack:
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
         self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
-        self.telegram.start()
+        for standin in self.standins:
+            standin.start()
         self.gateway = LoopbackServer(self._handle, self.port)
         self.port = self.gateway.port
         self.url = self.gateway.url
         self._deploy()
         self.gateway.start()
-        # What an operator does once after `sam deploy`: point the bot's webhook at the API.
-        httpx.post(f"{self.telegram.url}/bot{self.telegram.bot_token}/setWebhook",
-                   json={"url": f"{self.url}/webhooks/telegram", "secret_token": self.webhook_secret}, timeout=10)
+        for standin in self.standins:
+            standin.connect(self)
         return self
 
     def stop(self) -> None:
         self.gateway.stop()
-        self.telegram.stop()
+        for standin in self.standins:
+            standin.stop()
         self.moto.stop()
+
+    def use_sms_provider(self, provider: str) -> None:
+        """Switch SMS between SNS and Twilio, as redeploying with SmsProvider=<provider> would."""
+        from cascade.channels import channel
+        from cascade.settings import settings
+
+        if provider not in ("sns", "twilio"):
+            raise ValueError("sns or twilio")
+        self.sms_provider = os.environ["SMS_PROVIDER"] = provider
+        settings.cache_clear()
+        channel.cache_clear()
 
     def _deploy(self) -> None:
         import boto3
@@ -92,9 +119,13 @@ class LocalStack:
         funcs = template.functions(sam)
         code_dirs = {logical: spec["code_dir"] for logical, spec in funcs.items()}
         code_dirs["CoreLayer"] = template.ROOT / "shared"
-        params = {"EmailFrom": EMAIL_FROM, "TelegramApiBase": self.telegram.url,
-                  "TelegramBotUsername": self.telegram.username,
-                  "TimeScale": str(self.time_scale), "ProviderTimeoutSeconds": str(self.provider_timeout_seconds)}
+        params = {"EmailFrom": EMAIL_FROM, "TimeScale": str(self.time_scale), "SmsProvider": self.sms_provider,
+                  "ProviderTimeoutSeconds": str(self.provider_timeout_seconds)}
+        provider_secret: dict[str, str] = {}
+        for standin in self.standins:
+            params.update(standin.parameters())
+            provider_secret.update(standin.secrets())
+        params.update(self.extra_parameters)
         self.deployed = d = deploy(cfn, self.stack_name, REGION, params, code_dirs)
         for logical, spec in funcs.items():
             name = d.physical[logical]
@@ -107,8 +138,7 @@ class LocalStack:
         # Secrets hold what an operator would put there after deploying.
         sm = boto3.client("secretsmanager", region_name=REGION)
         sm.put_secret_value(SecretId=d.outputs["ApiKeySecretArn"], SecretString=json.dumps({"api_key": self.api_key}))
-        sm.put_secret_value(SecretId=d.outputs["ProviderSecretArn"], SecretString=json.dumps({
-            "telegram_bot_token": self.telegram.bot_token, "telegram_webhook_secret": self.webhook_secret}))
+        sm.put_secret_value(SecretId=d.outputs["ProviderSecretArn"], SecretString=json.dumps(provider_secret))
         boto3.client("sesv2", region_name=REGION).create_email_identity(EmailIdentity=EMAIL_FROM)
         self.state_machine_arn = d.outputs["StateMachineArn"]
         self.table_name = d.outputs["TableName"]
@@ -205,7 +235,8 @@ class LocalStack:
     def info(self) -> dict[str, Any]:
         return {"aws_endpoint": self.aws_endpoint, "state_machine_arn": self.state_machine_arn,
                 "time_scale": self.time_scale, "api_url": self.url, "table_name": self.table_name,
-                "telegram_api": self.telegram.url}
+                "sms_provider": self.sms_provider,
+                **{f"{s.name}_api": s.url for s in self.standins if s.url}}
 
     def outbox(self) -> list[dict[str, Any]]:
         """Every message any channel sent, oldest first: the customers' inboxes and phones."""
@@ -223,9 +254,10 @@ class LocalStack:
             found.append(self._entry(store, "email", msg.id, to, getattr(msg, "subject", None), text))
         for mid, (phone, text) in list(sns_backends[ACCOUNT][REGION].sms_messages.items()):
             found.append(self._entry(store, "sms", mid, phone, None, text))
-        for m in list(self.telegram.messages):
-            found.append(self._entry(store, "telegram", f"{m['chat']['id']}:{m['message_id']}", str(m["chat"]["id"]),
-                                     None, m["text"]))
+        for standin in self.standins:
+            for m in standin.outbox():
+                found.append(self._entry(store, m["channel"], m["provider_message_id"], m["to"], m.get("subject"),
+                                         m["text"]))
         found.sort(key=lambda m: m["sent_at"] or "")
         return found
 
@@ -239,46 +271,36 @@ class LocalStack:
                 "sent_at": ref.get("sent_at")}
 
     def simulate(self, request: dict[str, Any]) -> Any:
-        """Play the provider: emit its real event for a message (through the real webhook path)."""
+        """Play the customer or the provider: emit its real event for a message, through the real
+        webhook path (or open a binding deep link)."""
         if "open_link" in request:
-            chat = str(request.get("as", ""))
-            if not chat.lstrip("-").isdigit():
-                return json_answer(422, {"error": "invalid request", "details": [
-                    {"field": "as", "message": "the chat id (digits) of the customer opening the link"}]})
-            try:
-                resp = self.telegram.open_deep_link(str(request["open_link"]), chat)
-            except LookupError as exc:
-                return json_answer(422, {"error": "invalid request", "details": [{"field": "open_link", "message": str(exc)}]})
-            return json_answer(200 if resp.status_code == 200 else 502, {"ok": resp.status_code == 200})
+            link, who = str(request["open_link"]), str(request.get("as", ""))
+            for standin in self.standins:
+                answer = standin.open_link(link, who)
+                if answer is not None:
+                    return answer
+            return invalid("open_link", "not a binding link of any messenger here (t.me or viber://)")
         pmid, signal = str(request.get("provider_message_id", "")), request.get("signal")
         message = next((m for m in self.outbox() if m["provider_message_id"] == pmid), None)
         if message is None:
             return json_answer(404, {"error": f"no message {pmid!r} in the outbox"})
         channel = message["channel"]
         if signal == "clicked" and channel != "email":
-            link = re.search(r"https?://\S+/r/[\w-]+", message["text"])
-            if not link:
+            tracked = re.search(r"https?://\S+/r/[\w-]+", message["text"])
+            if not tracked:
                 return json_answer(422, {"error": "the message carries no tracked link"})
-            resp = httpx.get(link.group(0), follow_redirects=False, timeout=30)
+            resp = httpx.get(tracked.group(0), follow_redirects=False, timeout=30)
             return json_answer(200, {"ok": resp.status_code == 302, "channel": channel, "signal": signal,
                                      "location": resp.headers.get("location")})
+        for standin in self.standins:
+            if any(m["provider_message_id"] == pmid for m in standin.outbox()):
+                return standin.simulate(message, request)
         if channel == "email":
             return self._ses_event(message, signal)
         if channel == "sms":
             if signal != "replied":
                 return json_answer(422, {"error": f"SMS through SNS reports no {signal!r}; it can be replied or clicked"})
             return self._inbound_sms(message, request.get("text") or "YES")
-        if channel == "telegram":
-            original = self.telegram.find(pmid)
-            assert original is not None
-            if signal in ("read", "confirmed"):
-                resp = self.telegram.press_button(original, signal if signal == "confirmed" else "read")
-            elif signal == "replied":
-                resp = self.telegram.reply(original, request.get("text") or "Thanks!")
-            else:
-                return json_answer(422, {"error": f"Telegram reports no {signal!r} to bots"})
-            return json_answer(200 if resp.status_code == 200 else 502,
-                               {"ok": resp.status_code == 200, "channel": channel, "signal": signal})
         return json_answer(422, {"error": f"cannot simulate on {channel}"})
 
     def _ses_event(self, message: dict[str, Any], signal: str | None) -> Any:

@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from cascade.local.faults import FAULTS
-from cascade.local.httpserver import LoopbackServer, json_answer
+from cascade.local.httpserver import json_answer
+from cascade.local.standin import Answer, StandIn, invalid
 
 
-class TelegramStandIn:
-    def __init__(self, bot_token: str, port: int = 0) -> None:
-        self.bot_token = bot_token
+class TelegramStandIn(StandIn):
+    name: ClassVar[str] = "telegram"
+    channels: ClassVar[tuple[str, ...]] = ("telegram",)
+
+    def __init__(self, bot_token: str | None = None, port: int = 0) -> None:
+        super().__init__(port)
+        self.bot_token = bot_token or f"{secrets.randbelow(10**9)}:local-{secrets.token_hex(8)}"
+        self.secret_token = secrets.token_hex(16)  # what we give setWebhook
         self.username = "cascade_local_bot"
         self.messages: list[dict[str, Any]] = []
         self.answered: list[str] = []
@@ -25,20 +32,53 @@ class TelegramStandIn:
         self.webhook_secret = ""
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
-        self.server = LoopbackServer(self._handle, port)
 
-    @property
-    def url(self) -> str:
-        return self.server.url
+    # -- wiring ---------------------------------------------------------------------------------
 
-    def start(self) -> TelegramStandIn:
-        self.server.start()
-        return self
+    def parameters(self) -> dict[str, str]:
+        return {"TelegramApiBase": self.url, "TelegramBotUsername": self.username}
 
-    def stop(self) -> None:
-        self.server.stop()
+    def secrets(self) -> dict[str, str]:
+        return {"telegram_bot_token": self.bot_token, "telegram_webhook_secret": self.secret_token}
 
-    def _handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Any:
+    def connect(self, stack: Any) -> None:
+        super().connect(stack)
+        # What an operator does once after `sam deploy`: point the bot's webhook at the API.
+        httpx.post(f"{self.url}/bot{self.bot_token}/setWebhook",
+                   json={"url": f"{stack.url}/webhooks/telegram", "secret_token": self.secret_token}, timeout=10)
+
+    def outbox(self) -> list[dict[str, Any]]:
+        return [{"channel": "telegram", "provider_message_id": f"{m['chat']['id']}:{m['message_id']}",
+                 "to": str(m["chat"]["id"]), "subject": None, "text": m["text"]} for m in list(self.messages)]
+
+    def simulate(self, message: dict[str, Any], request: dict[str, Any]) -> Answer:
+        signal = request.get("signal")
+        original = self.find(message["provider_message_id"])
+        if original is None:
+            return invalid("provider_message_id", "not a message this bot sent")
+        if signal in ("read", "confirmed"):
+            resp = self.press_button(original, signal)
+        elif signal == "replied":
+            resp = self.reply(original, str(request.get("text") or "Thanks!"))
+        else:
+            return invalid("signal", f"Telegram reports no {signal!r} to bots; read (button), confirmed or replied")
+        return json_answer(200 if resp.status_code == 200 else 502,
+                           {"ok": resp.status_code == 200, "channel": "telegram", "signal": signal})
+
+    def open_link(self, link: str, who: str) -> Answer | None:
+        if not link.startswith("https://t.me/"):
+            return None
+        if not who.lstrip("-").isdigit():
+            return invalid("as", "the chat id (digits) of the customer opening the link")
+        try:
+            resp = self.open_deep_link(link, who)
+        except LookupError as exc:
+            return invalid("open_link", str(exc))
+        return json_answer(200 if resp.status_code == 200 else 502, {"ok": resp.status_code == 200})
+
+    # -- the Bot API ----------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         prefix = f"/bot{self.bot_token}/"
         if not path.startswith(prefix):
             return json_answer(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})

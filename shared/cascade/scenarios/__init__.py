@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-CHANNELS = ("email", "sms", "telegram")
-# The recipient field that holds each channel's address.
-CONTACT_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id"}
-Channel = Literal["email", "sms", "telegram"]
+CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber", "push", "voice", "operator")
+# The recipient field that holds each channel's address (the operator calls the phone).
+CONTACT_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id", "whatsapp": "whatsapp",
+                 "viber": "viber_id", "push": "push_token", "voice": "phone", "operator": "phone"}
+Channel = Literal["email", "sms", "telegram", "whatsapp", "viber", "push", "voice", "operator"]
 SIGNALS = ("read", "clicked", "replied", "confirmed")
 LOCALES_REQUIRED = ("ru", "en")
 
@@ -52,11 +53,22 @@ def _copy(value: Any) -> Any:
 
 
 class Button(BaseModel):
-    """An inline button (Telegram): pressing it is the signal named here."""
+    """An inline button (Telegram, Viber keyboard): pressing it is the signal named here."""
 
     model_config = ConfigDict(extra="forbid")
     text: dict[str, str]
     signal: Literal["read", "confirmed", "replied"] = "read"
+
+
+class WhatsAppTemplate(BaseModel):
+    """An approved WhatsApp message template: what goes out when the 24 h customer-service window
+    is closed (a business may only start a conversation with a template)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9_]{1,512}$")
+    language: dict[str, str] = Field(default_factory=dict,
+                                     description="our locale -> the template's language code (default: the locale)")
+    params: list[str] = Field(default_factory=list, description="body parameters {{1}}, {{2}}...; jinja2 templates")
 
 
 class Step(BaseModel):
@@ -68,6 +80,8 @@ class Step(BaseModel):
     )
     template: dict[str, Annotated[Copy, BeforeValidator(_copy)]]
     buttons: list[Button] = Field(default_factory=list)
+    whatsapp_template: WhatsAppTemplate | None = Field(
+        default=None, description="WhatsApp steps: the approved template used outside the 24 h window")
 
     @field_validator("template")
     @classmethod
@@ -83,6 +97,10 @@ class Step(BaseModel):
             bare = [loc for loc, copy in self.template.items() if not copy.subject]
             if bare:
                 raise ValueError(f"an email step needs a subject (missing in {', '.join(bare)})")
+        if self.channel == "whatsapp" and self.whatsapp_template is None:
+            raise ValueError("a whatsapp step needs whatsapp_template: outside the 24 h window only templates go out")
+        if self.channel != "whatsapp" and self.whatsapp_template is not None:
+            raise ValueError("whatsapp_template belongs to whatsapp steps")
         return self
 
 
@@ -142,4 +160,4 @@ def stopped_by(event_type: str) -> list[Scenario]:
     return [s for s in presets().values() if event_type in s.stop_events]
 
 
-__all__ = ["CHANNELS", "CONTACT_FIELD", "SIGNALS", "Copy", "Scenario", "Step", "by_trigger", "parse_duration", "presets", "stopped_by"]
+__all__ = ["CHANNELS", "CONTACT_FIELD", "SIGNALS", "Copy", "Scenario", "Step", "WhatsAppTemplate", "by_trigger", "parse_duration", "presets", "stopped_by"]
