@@ -15,8 +15,8 @@ from cascade.errors import PermanentSendError, RetryableSendError
 from cascade.models import RecipientIn
 from cascade.observability import logger, mask
 from cascade.planning import hashed, pick_locale
-from cascade.rendering import render, render_string, track_links
-from cascade.scenarios import Scenario
+from cascade.rendering import holds, render, render_string, track_links
+from cascade.scenarios import CONTACT_FIELD, Scenario
 from cascade.store import CascadeStore, default_store, now_iso
 
 
@@ -38,29 +38,33 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         return "closed"
 
     step = scenario.steps[index]
-    adapter = channel(step.channel)
     recipient = cascade["recipient"]
-    to = adapter.contact(recipient)
-    log: dict[str, Any] = {"cascade_id": cascade_id, "step": index, "channel": step.channel}
-    if not to:
-        if store.set_step(cascade_id, index, status="skipped", reason="no_contact", only_from=("pending",)):
-            _touch(store, cascade, index, step.channel, "skipped", "no_contact")
-        logger.info("step skipped: no contact", **log)
-        aws.escalate(token, "no_contact")
+    context = _context(cascade, scenario, index)
+    # The step's channel, or the first alternative the recipient can be reached on.
+    name = next((n for n in step.channels if recipient.get(CONTACT_FIELD[n])), None)
+    log: dict[str, Any] = {"cascade_id": cascade_id, "step": index, "channel": name or step.channel}
+    reason = "condition" if step.when and not holds(step.when, context) else None if name else "no_contact"
+    if reason or name is None:
+        if store.set_step(cascade_id, index, status="skipped", reason=reason, only_from=("pending",)):
+            _touch(store, cascade, index, step.channel, "skipped", reason or "no_contact")
+        logger.info("step skipped", reason=reason, **log)
+        aws.escalate(token, reason or "no_contact")
         return "skipped"
+    adapter = channel(name)
+    to = adapter.contact(recipient) or ""
 
-    if store.claim_step(cascade_id, index, token, now_iso()) == "stopped":
+    if store.claim_step(cascade_id, index, token, now_iso(), adapter.name) == "stopped":
         # The cascade stopped between our read and the claim: nothing goes out.
         aws.resume(token, {"status": "stopped"})
         return "stopped"
 
     try:
-        message = adapter.prepare(_compose(store, cascade, scenario, index, to, adapter.max_length), store)
+        message = adapter.prepare(_compose(store, cascade, scenario, index, to, adapter.max_length, context), store)
         sent = send_with_retries(adapter, message)
     except (PermanentSendError, RetryableSendError) as exc:
         # Refused for good, or still failing after the retries: the next step goes out now.
         store.set_step(cascade_id, index, status="failed", reason=str(exc)[:200], only_from=("sending",))
-        _touch(store, cascade, index, step.channel, "failed", "send_failed")
+        _touch(store, cascade, index, adapter.name, "failed", "send_failed")
         logger.warning("send failed, escalating", error=str(exc), **log)
         aws.escalate(token, "send_failed")
         return "failed"
@@ -69,10 +73,10 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     store.set_step(cascade_id, index, status="sent", only_from=("sending",),
                    provider_message_id=sent.provider_message_id, sent_at=now)
     ref = {"cascade_id": cascade_id, "step": index, "recipient_id": recipient["id"], "sent_at": now}
-    store.put_message(step.channel, sent.provider_message_id, ref)
-    chat = sent.chat_id if step.channel == "telegram" and sent.chat_id else hashed(to)
-    store.put_last_chat_message(step.channel, chat, {**ref, "provider_message_id": sent.provider_message_id})
-    _touch(store, cascade, index, step.channel, "sent", "sent", sent.provider_message_id, at=now)
+    store.put_message(adapter.name, sent.provider_message_id, ref)
+    chat = sent.chat_id if adapter.name == "telegram" and sent.chat_id else hashed(to)
+    store.put_last_chat_message(adapter.name, chat, {**ref, "provider_message_id": sent.provider_message_id})
+    _touch(store, cascade, index, adapter.name, "sent", "sent", sent.provider_message_id, at=now)
     logger.info("step sent", provider_message_id=sent.provider_message_id, to=mask(to), **log)
     return "sent"
 
@@ -101,19 +105,23 @@ def send_with_retries(adapter: Channel, message: Outgoing) -> Sent:
     return retrying(adapter.send, message)
 
 
+def _context(cascade: dict[str, Any], scenario: Scenario, index: int) -> dict[str, Any]:
+    """What templates and ``when`` conditions see."""
+    return {
+        # Every recipient field exists in templates (None when not given), so that
+        # `{% if recipient.name %}` works under strict undefined variables.
+        "recipient": {**dict.fromkeys(RecipientIn.model_fields), **cascade["recipient"]},
+        "data": json.loads(cascade["data_json"]),
+        "cascade": {"id": cascade["cascade_id"], "scenario": scenario.id, "step": index,
+                    "tried": [s["channel"] for s in cascade["steps"][:index] if s["status"] not in ("skipped",)]},
+    }
+
+
 def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, index: int, to: str,
-             max_length: int) -> Outgoing:
+             max_length: int, context: dict[str, Any]) -> Outgoing:
     step = scenario.steps[index]
     recipient = cascade["recipient"]
     locale = pick_locale(recipient.get("locale"), scenario)
-    context = {
-        # Every recipient field exists in templates (None when not given), so that
-        # `{% if recipient.name %}` works under strict undefined variables.
-        "recipient": {**dict.fromkeys(RecipientIn.model_fields), **recipient},
-        "data": json.loads(cascade["data_json"]),
-        "cascade": {"id": cascade["cascade_id"], "scenario": scenario.id, "step": index,
-                    "tried": [s.channel for s in scenario.steps[:index]]},
-    }
     try:
         subject, text = render(step, locale, context)
     except Exception as exc:  # a template that cannot render will not render on retry either

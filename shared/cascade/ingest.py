@@ -55,7 +55,7 @@ def _check_fits(event: EventIn, scenario: Scenario) -> None:
         for name in scenario.data_fields() if event.data.get(name) in (None, "")
     ]
     recipient = event.recipient.model_dump()
-    fields = sorted({CONTACT_FIELD[step.channel] for step in scenario.steps})
+    fields = sorted({CONTACT_FIELD[name] for step in scenario.steps for name in step.channels})
     if not any(recipient.get(name) for name in fields):
         problems.append({"field": "recipient", "message": f"needs at least one of {', '.join(fields)}"})
     if problems:

@@ -36,6 +36,22 @@ def render_string(source: str, context: dict[str, Any]) -> str:
     return str(_env().from_string(source).render(context)).strip()
 
 
+@cache
+def compile_condition(expression: str) -> Any:
+    """A step's ``when`` expression, compiled in the sandbox (raises on a syntax error). A field
+    the event does not carry is simply false here (``data.priority == 'vip'`` with no priority)."""
+    from jinja2 import ChainableUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
+    return env.compile_expression(expression, undefined_to_none=True)
+
+
+def holds(expression: str, context: dict[str, Any]) -> bool:
+    """Whether a step's ``when`` is true for this cascade."""
+    return bool(compile_condition(expression)(**context))
+
+
 def new_link_token() -> str:
     return secrets.token_urlsafe(16)
 
@@ -53,4 +69,4 @@ def track_links(text: str, base_url: str, remember: Callable[[str, str], None],
     return URL.sub(swap, text)
 
 
-__all__ = ["URL", "new_link_token", "render", "render_string", "track_links"]
+__all__ = ["URL", "compile_condition", "holds", "new_link_token", "render", "render_string", "track_links"]

@@ -109,17 +109,20 @@ class CascadeStore:
             {"Delete": {"TableName": self.table, "Key": _dump({"pk": f"R#{recipient_id}", "sk": f"OPEN#{cascade_id}"})}},
         ])
 
-    def claim_step(self, cascade_id: str, index: int, token: str, now: str) -> Literal["claimed", "stopped"]:
-        """Take step ``index`` for sending: only while the cascade runs and the step is pending."""
+    def claim_step(self, cascade_id: str, index: int, token: str, now: str,
+                   channel: str) -> Literal["claimed", "stopped"]:
+        """Take step ``index`` for sending on ``channel`` (its own, or an alternative): only while
+        the cascade runs and the step is pending."""
         try:
             self.db.update_item(
                 TableName=self.table,
                 Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
-                UpdateExpression=f"SET steps[{index}].#st = :sending, task_token = :tok, current_step = :i, updated_at = :now",
+                UpdateExpression=(f"SET steps[{index}].#st = :sending, steps[{index}].#ch = :ch, task_token = :tok, "
+                                  "current_step = :i, updated_at = :now"),
                 ConditionExpression=f"#status = :running AND steps[{index}].#st = :pending",
-                ExpressionAttributeNames={"#st": "status", "#status": "status"},
+                ExpressionAttributeNames={"#st": "status", "#status": "status", "#ch": "channel"},
                 ExpressionAttributeValues=_dump({":sending": "sending", ":tok": token, ":i": index, ":now": now,
-                                                 ":running": "running", ":pending": "pending"}),
+                                                 ":running": "running", ":pending": "pending", ":ch": channel}),
             )
         except ClientError as exc:
             if _failed_condition(exc):

@@ -36,12 +36,14 @@ def finished(api: Api, cascade_id: str) -> dict[str, Any] | None:
 
 
 def test_delivery_failed_sends_three_sms_on_schedule_then_is_exhausted(api: Api) -> None:
+    # Not a VIP order: the operator step (the last resort) is skipped by its condition.
     event = {"type": "delivery.failed", "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "phone": "+77011234567"},
              "data": {"order_id": "1001", "reschedule_url": "https://shop.test/orders/1001/reschedule"}}
     cascade_id = api.start(event)
     view = wait_for("the cascade to run out of steps", lambda: finished(api, cascade_id), timeout=60)
     assert view["status"] == "exhausted" and view["stop_reason"] is None
-    assert [s["status"] for s in view["steps"]] == ["sent", "sent", "sent"]
+    assert [s["status"] for s in view["steps"]] == ["sent", "sent", "sent", "skipped"]
+    assert view["steps"][3]["reason"] == "condition"
     sms = api.outbox(cascade_id)
     assert [m["channel"] for m in sms] == ["sms"] * 3
     assert all(m["to"] == "+77011234567" for m in sms)

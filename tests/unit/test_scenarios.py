@@ -21,7 +21,8 @@ GOOD = {
 def test_presets_ship_delivery_failed_and_abandoned_cart() -> None:
     loaded = presets()
     assert loaded["delivery-failed"].trigger == "delivery.failed"
-    assert [s.channel for s in loaded["delivery-failed"].steps] == ["sms", "sms", "sms"]
+    assert [s.channel for s in loaded["delivery-failed"].steps] == ["sms", "sms", "sms", "operator"]
+    assert loaded["delivery-failed"].steps[3].when == "data.priority == 'vip'"  # the operator is for VIPs only
     # Step 3 goes out 24 h after the failure: 2 h + 22 h.
     assert [s.wait for s in loaded["delivery-failed"].steps][:2] == [7200, 79200]
     assert loaded["abandoned-cart"].trigger == "cart.abandoned"
@@ -43,6 +44,10 @@ def test_a_valid_scenario_parses_waits_and_shorthand_copy() -> None:
     (lambda s: s.update(success=["opened"]), "not a success signal"),
     (lambda s: s["steps"][1].update(channel="pigeon"), "channel"),
     (lambda s: s.update(steps=[]), "at least 1"),
+    (lambda s: s["steps"][1].update(alternatives=["sms"]), "alternatives must differ"),
+    (lambda s: s["steps"][1].update(alternatives=["whatsapp"]), "needs whatsapp_template"),
+    (lambda s: s["steps"][1].update(whatsapp_template={"name": "x"}), "belongs to whatsapp steps"),
+    (lambda s: s["steps"][1].update(when="data.x =="), "when:"),
 ])
 def test_a_broken_scenario_is_refused_with_a_reason(change, message) -> None:  # type: ignore[no-untyped-def]
     broken = copy.deepcopy(GOOD)
@@ -61,3 +66,11 @@ def test_durations(text, seconds) -> None:  # type: ignore[no-untyped-def]
 def test_bad_durations(text) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_a_when_condition_is_false_for_data_the_event_does_not_carry() -> None:
+    from cascade.rendering import holds
+
+    assert holds("data.priority == 'vip'", {"data": {"priority": "vip"}})
+    assert not holds("data.priority == 'vip'", {"data": {}})
+    assert not holds("data.order.priority", {"data": {}})

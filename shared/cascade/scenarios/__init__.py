@@ -79,6 +79,11 @@ class Step(BaseModel):
         description="Seconds to wait for a success signal before escalating (YAML: '2h', '30m')."
     )
     template: dict[str, Annotated[Copy, BeforeValidator(_copy)]]
+    alternatives: list[Channel] = Field(
+        default_factory=list, description="tried in order when the recipient has no contact for `channel`")
+    when: str | None = Field(
+        default=None, max_length=500,
+        description="a jinja2 expression over recipient/data/cascade; the step is skipped unless it is true")
     buttons: list[Button] = Field(default_factory=list)
     whatsapp_template: WhatsAppTemplate | None = Field(
         default=None, description="WhatsApp steps: the approved template used outside the 24 h window")
@@ -97,11 +102,26 @@ class Step(BaseModel):
             bare = [loc for loc, copy in self.template.items() if not copy.subject]
             if bare:
                 raise ValueError(f"an email step needs a subject (missing in {', '.join(bare)})")
-        if self.channel == "whatsapp" and self.whatsapp_template is None:
+        uses_whatsapp = "whatsapp" in self.channels
+        if uses_whatsapp and self.whatsapp_template is None:
             raise ValueError("a whatsapp step needs whatsapp_template: outside the 24 h window only templates go out")
-        if self.channel != "whatsapp" and self.whatsapp_template is not None:
+        if not uses_whatsapp and self.whatsapp_template is not None:
             raise ValueError("whatsapp_template belongs to whatsapp steps")
+        if self.channel in self.alternatives or len(set(self.alternatives)) != len(self.alternatives):
+            raise ValueError("alternatives must differ from the channel and from each other")
+        if self.when is not None:
+            from cascade.rendering import compile_condition
+
+            try:
+                compile_condition(self.when)
+            except Exception as exc:
+                raise ValueError(f"when: {exc}") from None
         return self
+
+    @property
+    def channels(self) -> list[str]:
+        """The step's channel, then its alternatives."""
+        return [self.channel, *self.alternatives]
 
 
 class Scenario(BaseModel):
