@@ -13,13 +13,18 @@ import pytest
 # 4 cascade hours per real second: the 24 h email wait takes 6 s, a 2 h SMS wait 1 s.
 TIME_SCALE = 14400.0
 API_KEY = "test-key-0123456789"
+# A provider failing 3 sends in a row is skipped for 3 s (the defaults are 5 and 300 s).
+CIRCUIT_THRESHOLD = 3
+CIRCUIT_COOLDOWN_S = 3
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Any]:
     from cascade.local.stack import LocalStack
 
-    local = LocalStack(port=0, api_key=API_KEY, time_scale=TIME_SCALE, stack_name="cascade-test").start()
+    local = LocalStack(port=0, api_key=API_KEY, time_scale=TIME_SCALE, stack_name="cascade-test",
+                       parameters={"CircuitFailureThreshold": str(CIRCUIT_THRESHOLD),
+                                   "CircuitCooldownSeconds": str(CIRCUIT_COOLDOWN_S)}).start()
     yield local
     local.stop()
 

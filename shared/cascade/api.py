@@ -149,10 +149,21 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
         "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"302": {"description": "Redirect to the original URL"}, "404": {"description": "Unknown link"}},
     }}
-    doc["paths"]["/webhooks/telegram"] = {"post": {
-        "summary": "Telegram Bot API webhook (X-Telegram-Bot-Api-Secret-Token)", "operationId": "telegram_webhook",
-        "security": [], "responses": {"200": {"description": "Accepted"}, "401": {"description": "Wrong secret"}},
-    }}
+    # Provider webhooks: each checks its provider's signature on the raw body before anything else.
+    hooks = [("post", "/webhooks/telegram", "Telegram Bot API updates (X-Telegram-Bot-Api-Secret-Token)"),
+             ("get", "/webhooks/whatsapp", "WhatsApp Cloud API verification handshake (hub.verify_token)"),
+             ("post", "/webhooks/whatsapp", "WhatsApp statuses and messages (X-Hub-Signature-256)"),
+             ("post", "/webhooks/viber", "Viber callbacks (X-Viber-Content-Signature)"),
+             ("post", "/webhooks/twilio/voice", "Twilio call status and key presses (X-Twilio-Signature)"),
+             ("post", "/webhooks/twilio/sms", "Twilio SMS receipts and replies (X-Twilio-Signature)"),
+             ("post", "/webhooks/operator", "Operator desk outcome (X-Cascade-Signature, HMAC-SHA256)")]
+    for method, path, summary in hooks:
+        doc["paths"].setdefault(path, {})[method] = {
+            "summary": summary, "operationId": path.strip("/").replace("/", "_") + f"_{method}", "security": [],
+            "responses": {"200": {"description": "Accepted"},
+                          "401": {"description": "Missing or wrong signature"},
+                          "403": {"description": "Refused (wrong verify token or signature, as the provider expects)"}},
+        }
     doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     doc["security"] = [{"bearer": []}]
     return doc

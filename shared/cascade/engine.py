@@ -11,6 +11,7 @@ from typing import Any
 
 from cascade import aws
 from cascade.channels import Channel, Outgoing, Sent, channel
+from cascade.circuit import CircuitState, default_circuit
 from cascade.errors import PermanentSendError, RetryableSendError
 from cascade.models import RecipientIn
 from cascade.observability import logger, mask
@@ -40,15 +41,24 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     step = scenario.steps[index]
     recipient = cascade["recipient"]
     context = _context(cascade, scenario, index)
-    # The step's channel, or the first alternative the recipient can be reached on.
-    name = next((n for n in step.channels if recipient.get(CONTACT_FIELD[n])), None)
+    # The step's channel, or the first alternative the recipient can be reached on whose
+    # provider is not down.
+    reachable = [n for n in step.channels if recipient.get(CONTACT_FIELD[n])]
+    circuit = default_circuit(store)
+    name, health, reason = None, CircuitState(), "no_contact" if not reachable else "provider_down"
+    if step.when and not holds(step.when, context):
+        reachable, reason = [], "condition"
+    for candidate in reachable:
+        health = circuit.state(candidate)
+        if circuit.allows(candidate, health):
+            name = candidate
+            break
     log: dict[str, Any] = {"cascade_id": cascade_id, "step": index, "channel": name or step.channel}
-    reason = "condition" if step.when and not holds(step.when, context) else None if name else "no_contact"
-    if reason or name is None:
+    if name is None:
         if store.set_step(cascade_id, index, status="skipped", reason=reason, only_from=("pending",)):
-            _touch(store, cascade, index, step.channel, "skipped", reason or "no_contact")
+            _touch(store, cascade, index, step.channel, "skipped", reason)
         logger.info("step skipped", reason=reason, **log)
-        aws.escalate(token, reason or "no_contact")
+        aws.escalate(token, reason)
         return "skipped"
     adapter = channel(name)
     to = adapter.contact(recipient) or ""
@@ -58,17 +68,25 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         aws.resume(token, {"status": "stopped"})
         return "stopped"
 
+    reached_provider = False
     try:
         message = adapter.prepare(_compose(store, cascade, scenario, index, to, adapter.max_length, context), store)
+        reached_provider = True
         sent = send_with_retries(adapter, message)
     except (PermanentSendError, RetryableSendError) as exc:
         # Refused for good, or still failing after the retries: the next step goes out now.
+        # Only the latter says the provider is unwell (a refusal is about this one recipient).
+        if isinstance(exc, RetryableSendError):
+            circuit.failed(adapter.name)
+        elif reached_provider:
+            circuit.succeeded(adapter.name, health)
         store.set_step(cascade_id, index, status="failed", reason=str(exc)[:200], only_from=("sending",))
         _touch(store, cascade, index, adapter.name, "failed", "send_failed")
         logger.warning("send failed, escalating", error=str(exc), **log)
         aws.escalate(token, "send_failed")
         return "failed"
 
+    circuit.succeeded(adapter.name, health)
     now = now_iso()
     store.set_step(cascade_id, index, status="sent", only_from=("sending",),
                    provider_message_id=sent.provider_message_id, sent_at=now)
@@ -103,6 +121,14 @@ def send_with_retries(adapter: Channel, message: Outgoing) -> Sent:
     retrying = Retrying(retry=retry_if_exception_type(RetryableSendError), stop=stop_after_attempt(SEND_ATTEMPTS),
                         wait=wait, before_sleep=note, reraise=True)
     return retrying(adapter.send, message)
+
+
+def outgoing(store: CascadeStore, cascade: dict[str, Any], index: int, adapter: Channel) -> Outgoing:
+    """Step ``index``'s message on ``adapter``, composed as :func:`advance` composes it: for a channel
+    that sends a replacement later (WhatsApp's template after a free text refused for the 24 h window)."""
+    scenario = Scenario.model_validate_json(cascade["scenario_json"])
+    to = adapter.contact(cascade["recipient"]) or ""
+    return _compose(store, cascade, scenario, index, to, adapter.max_length, _context(cascade, scenario, index))
 
 
 def _context(cascade: dict[str, Any], scenario: Scenario, index: int) -> dict[str, Any]:

@@ -11,6 +11,8 @@ tracked link                           ``L#<token>`` / ``L``
 last message to a chat                 ``CHAT#<channel>#<chat_id>`` / ``LAST``
 recipient's bound contacts             ``R#<recipient_id>`` / ``PROFILE``
 one-time binding token                 ``BIND#<token>`` / ``BIND``
+customer's last inbound message        ``IN#<channel>#<hashed contact>`` / ``LAST`` (WhatsApp's 24 h window)
+a channel's circuit breaker            ``CIRCUIT#<channel>`` / ``CIRCUIT``
 =====================================  ==============================================
 
 Every change that decides whether a message may go out is a conditional write, so a stop and
@@ -215,6 +217,45 @@ class CascadeStore:
     def get_last_chat_message(self, channel: str, chat_id: str) -> dict[str, Any] | None:
         return self._get(f"CHAT#{channel}#{chat_id}", "LAST")
 
+    def put_last_inbound(self, channel: str, contact: str, at: int) -> None:
+        """The customer (``contact``, hashed) wrote to us on ``channel`` at ``at`` (epoch seconds).
+        Only moves forward: a late, out-of-order webhook never shortens the window."""
+        try:
+            self.db.put_item(
+                TableName=self.table, Item=_dump({"pk": f"IN#{channel}#{contact}", "sk": "LAST", "at": at,
+                                                  "expires_at": at + 7 * 24 * 3600}),
+                ConditionExpression="attribute_not_exists(pk) OR #at < :at",
+                ExpressionAttributeNames={"#at": "at"}, ExpressionAttributeValues=_dump({":at": at}),
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+
+    def get_last_inbound(self, channel: str, contact: str) -> int | None:
+        """When the customer last wrote to us on ``channel`` (epoch seconds), if ever."""
+        item = self._get(f"IN#{channel}#{contact}", "LAST")
+        return int(item["at"]) if item and "at" in item else None
+
+    def claim_fallback(self, cascade_id: str, index: int, provider_message_id: str) -> bool:
+        """Step ``index`` sends a replacement for ``provider_message_id`` (WhatsApp: the template after
+        a free text refused outside the 24 h window): once per step, and only while the cascade runs
+        and still waits on that step."""
+        try:
+            self.db.update_item(
+                TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
+                UpdateExpression=f"SET steps[{index}].fallback_from = :pmid",
+                ConditionExpression=(f"#status = :running AND current_step = :i AND steps[{index}].#st IN "
+                                     f"(:sending, :sent, :delivered) AND attribute_not_exists(steps[{index}].fallback_from)"),
+                ExpressionAttributeNames={"#status": "status", "#st": "status"},
+                ExpressionAttributeValues=_dump({":pmid": provider_message_id, ":running": "running", ":i": index,
+                                                 ":sending": "sending", ":sent": "sent", ":delivered": "delivered"}),
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
     def put_binding_token(self, token: str, ref: dict[str, Any], expires_at: int) -> None:
         self._put({"pk": f"BIND#{token}", "sk": "BIND", **ref, "expires_at": expires_at})
 
@@ -259,6 +300,44 @@ class CascadeStore:
             if "LastEvaluatedKey" not in resp:
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- circuit breakers (cascade.circuit) ----------------------------------------------------
+
+    def get_circuit(self, channel: str) -> dict[str, Any] | None:
+        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}))
+        return _load(resp.get("Item"))
+
+    def count_circuit_failure(self, channel: str) -> int:
+        resp = self.db.update_item(
+            TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}),
+            UpdateExpression="ADD failures :one REMOVE trial_at", ExpressionAttributeValues=_dump({":one": 1}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int((_load(resp.get("Attributes")) or {}).get("failures", 1))
+
+    def open_circuit(self, channel: str, until: int) -> None:
+        self.db.update_item(
+            TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}),
+            UpdateExpression="SET open_until = :until", ExpressionAttributeValues=_dump({":until": until}),
+        )
+
+    def claim_circuit_trial(self, channel: str, now: int, stale_before: int) -> bool:
+        """Take the half-open circuit's one trial send. False if another step holds it."""
+        try:
+            self.db.update_item(
+                TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}),
+                UpdateExpression="SET trial_at = :now",
+                ConditionExpression="attribute_not_exists(trial_at) OR trial_at < :stale",
+                ExpressionAttributeValues=_dump({":now": now, ":stale": stale_before}),
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def close_circuit(self, channel: str) -> None:
+        self.db.delete_item(TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}))
 
     def _put(self, item: dict[str, Any]) -> None:
         item.setdefault("expires_at", int(time.time()) + KEEP_SECONDS)

@@ -31,6 +31,7 @@ EMAIL_FROM = "shop@example.com"
 # The provider stand-ins, each "module:Class" (Telegram is always first).
 STANDINS = (
     "cascade.local.telegram:TelegramStandIn",
+    "cascade.local.whatsapp:WhatsAppStandIn",
 )
 
 
@@ -120,7 +121,9 @@ class LocalStack:
         code_dirs = {logical: spec["code_dir"] for logical, spec in funcs.items()}
         code_dirs["CoreLayer"] = template.ROOT / "shared"
         params = {"EmailFrom": EMAIL_FROM, "TimeScale": str(self.time_scale), "SmsProvider": self.sms_provider,
-                  "ProviderTimeoutSeconds": str(self.provider_timeout_seconds)}
+                  "ProviderTimeoutSeconds": str(self.provider_timeout_seconds),
+                  # A provider that keeps failing is skipped for 30 s here (300 s by default on AWS).
+                  "CircuitCooldownSeconds": "30"}
         provider_secret: dict[str, str] = {}
         for standin in self.standins:
             params.update(standin.parameters())
@@ -197,6 +200,8 @@ class LocalStack:
             wanted = dict(parse_qsl(query)).get("cascade_id")
             messages = [m for m in self.outbox() if not wanted or m["cascade_id"] == wanted]
             return json_answer(200, {"messages": messages})
+        if path == "/local/faults" and method == "GET":
+            return json_answer(200, {"faults": faults.FAULTS.snapshot()})
         if path == "/local/faults" and method == "DELETE":
             faults.FAULTS.clear()
             return json_answer(200, {"faults": {}})
