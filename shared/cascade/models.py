@@ -116,6 +116,7 @@ class StepView(BaseModel):
     provider_message_id: str | None = None
     sent_at: str | None = None
     reason: str | None = None
+    reply: str | None = Field(default=None, description="the customer's reply or pressed key, if any")
 
 
 class CascadeView(BaseModel):
@@ -140,6 +141,7 @@ class Touch(BaseModel):
     kind: Literal["sent", "signal", "skipped", "failed"]
     status: str
     provider_message_id: str | None = None
+    text: str | None = Field(default=None, description="what the customer replied (replies and key presses)")
 
 
 class Timeline(BaseModel):

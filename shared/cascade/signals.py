@@ -50,12 +50,15 @@ def receive(sig: Signal, store: CascadeStore | None = None) -> str | None:
     if ref is None:
         logger.info("signal for an unknown message", channel=sig.channel, signal=sig.signal)
         return None
-    apply(ref["cascade_id"], int(ref["step"]), sig.signal, store, ref.get("provider_message_id"))
+    apply(ref["cascade_id"], int(ref["step"]), sig.signal, store, ref.get("provider_message_id"), sig.text)
     return str(ref["cascade_id"])
 
 
+REPLY_CHARS = 500
+
+
 def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
-          provider_message_id: str | None = None) -> None:
+          provider_message_id: str | None = None, text: str | None = None) -> None:
     cascade = store.get(cascade_id)
     if cascade is None:
         return
@@ -66,10 +69,12 @@ def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
     else:
         new = STEP_STATUS[signal]
         lower = tuple(s for s, rank in STEP_RANK.items() if rank < STEP_RANK[new] and s not in ("pending",))
-        moved = store.set_step(cascade_id, index, status=new, only_from=lower)
+        reply = text[:REPLY_CHARS] if text and signal in ("replied", "confirmed") else None
+        moved = store.set_step(cascade_id, index, status=new, only_from=lower, reply=reply)
     store.put_touch(cascade["recipient"]["id"], {
         "at": now_iso(), "cascade_id": cascade_id, "scenario": cascade["scenario_id"], "step": index,
         "channel": channel_name, "kind": "signal", "status": signal, "provider_message_id": provider_message_id,
+        "text": text[:REPLY_CHARS] if text else None,
     })
     logger.info("signal", cascade_id=cascade_id, step=index, channel=channel_name, signal=signal, moved=moved)
     if cascade["status"] != "running":

@@ -16,7 +16,8 @@ def cascade_view(cascade_id: str, store: CascadeStore | None = None) -> CascadeV
     steps = [
         StepView(index=s["index"], channel=s["channel"],
                  status="pending" if s["status"] == "sending" else s["status"],
-                 provider_message_id=s.get("provider_message_id"), sent_at=s.get("sent_at"), reason=s.get("reason"))
+                 provider_message_id=s.get("provider_message_id"), sent_at=s.get("sent_at"), reason=s.get("reason"),
+                 reply=s.get("reply"))
         for s in item["steps"]
     ]
     return CascadeView(cascade_id=item["cascade_id"], scenario=item["scenario_id"], status=item["status"],
