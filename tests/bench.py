@@ -104,7 +104,7 @@ def _event_body(preset: str) -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
     body["recipient"]["id"] = f"bench-{suffix}"
     if preset == "abandoned-cart":
-        # Every contact present, so every step (email, Telegram, SMS) really sends.
+        # Every contact present, so every step (email, Telegram, SMS, robot call) really sends.
         body["recipient"].update({"email": "sam@example.com", "telegram_chat_id": str(uuid.uuid4().int % 10**9),
                                   "phone": "+14155550123"})
         body["data"]["cart_id"] = f"cart-{suffix}"

@@ -66,7 +66,7 @@ def test_abandoned_cart_stops_on_an_email_open_and_sends_nothing_after(api: Api)
     assert view["steps"][0]["status"] == "read"
     time.sleep(24 * 3600 / TIME_SCALE + 2)  # past the email's timer: the Telegram step would be due by now
     assert len(api.outbox(cascade_id)) == 1
-    assert [s["status"] for s in api.cascade(cascade_id)["steps"][1:]] == ["pending", "pending"]
+    assert [s["status"] for s in api.cascade(cascade_id)["steps"][1:]] == ["pending", "pending", "pending"]
 
 
 def test_a_telegram_button_press_stops_the_cascade(api: Api, stack: Any) -> None:
@@ -77,7 +77,7 @@ def test_a_telegram_button_press_stops_the_cascade(api: Api, stack: Any) -> None
     assert api.simulate(tg["provider_message_id"], "read").status_code == 200
     view = wait_for("the stop", lambda: finished(api, cascade_id))
     assert (view["status"], view["stop_reason"]) == ("succeeded", "read")
-    assert [s["status"] for s in view["steps"]] == ["sent", "read", "pending"]
+    assert [s["status"] for s in view["steps"]] == ["sent", "read", "pending", "pending"]
     assert stack.telegram.answered, "the callback query was answered"
     time.sleep(6 * 3600 / TIME_SCALE + 1.5)
     assert [m["channel"] for m in api.outbox(cascade_id)] == ["email", "telegram"]
@@ -134,7 +134,7 @@ def test_a_step_without_a_contact_is_skipped_at_once(api: Api) -> None:
     view = api.cascade(cascade_id)
     assert view["steps"][1] | {"sent_at": None} == {"index": 1, "channel": "telegram", "status": "skipped",
                                                     "provider_message_id": None, "sent_at": None,
-                                                    "reason": "no_contact"}
+                                                    "reason": "no_contact", "reply": None}
     api.http.post(f"/v1/cascades/{cascade_id}/cancel")
 
 
@@ -170,6 +170,9 @@ def test_replying_to_an_sms_stops_delivery_failed(api: Api) -> None:
     assert api.simulate(sms["provider_message_id"], "replied", text="ПЕРЕНОС").status_code == 200
     view = wait_for("the stop", lambda: finished(api, cascade_id))
     assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")
+    assert view["steps"][0]["reply"] == "ПЕРЕНОС"  # the business sees what the customer answered
+    touches = api.http.get(f"/v1/recipients/{event['recipient']['id']}/timeline").json()["touches"]
+    assert [t["text"] for t in touches if t["kind"] == "signal"] == ["ПЕРЕНОС"]
     assert api.simulate(sms["provider_message_id"], "read").status_code == 422  # SNS never reports reads
 
 

@@ -26,8 +26,9 @@ def test_presets_ship_delivery_failed_and_abandoned_cart() -> None:
     # Step 3 goes out 24 h after the failure: 2 h + 22 h.
     assert [s.wait for s in loaded["delivery-failed"].steps][:2] == [7200, 79200]
     assert loaded["abandoned-cart"].trigger == "cart.abandoned"
-    assert [s.channel for s in loaded["abandoned-cart"].steps] == ["email", "telegram", "sms"]
-    assert [s.wait for s in loaded["abandoned-cart"].steps] == [86400, 21600, 7200]
+    assert [s.channel for s in loaded["abandoned-cart"].steps] == ["email", "telegram", "sms", "voice"]
+    assert [s.wait for s in loaded["abandoned-cart"].steps] == [86400, 21600, 7200, 86400]
+    assert "confirmed" in loaded["abandoned-cart"].success  # pressing 1 on the robot call
     assert loaded["abandoned-cart"].stop_events == ["order.placed"]
 
 

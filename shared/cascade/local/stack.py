@@ -31,6 +31,7 @@ EMAIL_FROM = "shop@example.com"
 # The provider stand-ins, each "module:Class" (Telegram is always first).
 STANDINS = (
     "cascade.local.telegram:TelegramStandIn",
+    "cascade.local.twilio:TwilioStandIn",
     "cascade.local.whatsapp:WhatsAppStandIn",
 )
 
@@ -54,6 +55,7 @@ class LocalStack:
         self.stack_name = stack_name
         self.deployed: Deployed | None = None
         self.routes: list[tuple[str, re.Pattern[str], str, str]] = []
+        self._refs: dict[str, dict[str, Any]] = {}
         self.standins: list[StandIn] = []
         for spec in STANDINS:
             module, _, cls = spec.partition(":")
@@ -266,11 +268,13 @@ class LocalStack:
         found.sort(key=lambda m: m["sent_at"] or "")
         return found
 
-    @staticmethod
-    def _entry(store: Any, channel: str, pmid: str, to: str, subject: str | None, text: str) -> dict[str, Any]:
+    def _entry(self, store: Any, channel: str, pmid: str, to: str, subject: str | None, text: str) -> dict[str, Any]:
         import html
 
-        ref = store.get_message(pmid, channel) or {}
+        # A message's cascade step never changes once recorded: look each one up once.
+        ref = self._refs.get(pmid) or store.get_message(pmid, channel) or {}
+        if ref:
+            self._refs[pmid] = ref
         return {"channel": channel, "to": to, "subject": subject, "text": html.unescape(text).strip(),
                 "provider_message_id": pmid, "cascade_id": ref.get("cascade_id"), "step": ref.get("step"),
                 "sent_at": ref.get("sent_at")}
