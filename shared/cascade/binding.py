@@ -1,6 +1,7 @@
 """Binding messenger contacts: a bot cannot start a conversation, so the business gives the
-customer a one-time deep link; opening it sends the bot ``/start <token>``, and the chat id is
-stored on the recipient for every later cascade."""
+customer a one-time deep link; opening it sends the bot ``/start <token>`` (Telegram) or a
+``conversation_started`` with the token as context (Viber), and the chat or user id is stored on
+the recipient for every later cascade."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from cascade.errors import FieldError
 from cascade.observability import logger
@@ -16,21 +18,26 @@ from cascade.settings import settings
 from cascade.store import CascadeStore, default_store
 
 LINK_TTL_SECONDS = 24 * 3600
-BINDABLE = ("telegram",)
+BINDABLE = ("telegram", "viber")
 
 
 def deep_link(recipient_id: str, channel: str, store: CascadeStore | None = None) -> dict[str, Any]:
     if channel not in BINDABLE:
         raise FieldError("channel", f"binding links exist for {', '.join(BINDABLE)}")
-    username = settings().telegram_bot_username
-    if not username:
+    cfg = settings()
+    if channel == "viber" and not cfg.viber_chat_uri:
+        raise FieldError("channel", "the Viber bot's chat URI is not configured (ViberChatUri)")
+    if channel == "telegram" and not cfg.telegram_bot_username:
         raise FieldError("channel", "the Telegram bot's username is not configured (TelegramBotUsername)")
     store = store or default_store()
-    token = secrets.token_urlsafe(24)  # Telegram start parameters: up to 64 of [A-Za-z0-9_-]
+    # 32 of [A-Za-z0-9_-]: fits Telegram's start parameter (up to 64 of those) and needs no escaping
+    # in Viber's context parameter (a string passed back as is, limited only by the URL's length).
+    token = secrets.token_urlsafe(24)
     expires_at = int(time.time()) + LINK_TTL_SECONDS
     store.put_binding_token(token, {"recipient_id": recipient_id, "channel": channel}, expires_at)
-    return {"link": f"https://t.me/{username}?start={token}",
-            "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat().replace("+00:00", "Z")}
+    link = (f"viber://pa?chatURI={quote(cfg.viber_chat_uri, safe='')}&context={token}" if channel == "viber"
+            else f"https://t.me/{cfg.telegram_bot_username}?start={token}")
+    return {"link": link, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat().replace("+00:00", "Z")}
 
 
 def bind(channel: str, token: str, chat_id: str, store: CascadeStore | None = None) -> str | None:

@@ -75,3 +75,14 @@ def test_a_when_condition_is_false_for_data_the_event_does_not_carry() -> None:
     assert holds("data.priority == 'vip'", {"data": {"priority": "vip"}})
     assert not holds("data.priority == 'vip'", {"data": {}})
     assert not holds("data.order.priority", {"data": {}})
+
+
+def test_the_clinic_preset_reminds_on_viber_then_email_a_call_and_sms() -> None:
+    clinic = presets()["clinic"]
+    assert (clinic.trigger, clinic.correlation) == ("visit.reminder", "visit_id")
+    assert [s.channel for s in clinic.steps] == ["viber", "email", "voice", "sms"]
+    assert [s.wait for s in clinic.steps] == [21600, 10800, 3600, 43200]
+    assert clinic.success == ["read", "confirmed", "replied"]
+    assert [(b.text, b.signal) for b in clinic.steps[0].buttons] == [({"ru": "Подтверждаю", "en": "Confirm"},
+                                                                       "confirmed")]
+    assert "нажмите 1" in clinic.steps[2].template["ru"].text and "press 1" in clinic.steps[2].template["en"].text

@@ -32,6 +32,7 @@ EMAIL_FROM = "shop@example.com"
 STANDINS = (
     "cascade.local.telegram:TelegramStandIn",
     "cascade.local.twilio:TwilioStandIn",
+    "cascade.local.viber:ViberStandIn",
     "cascade.local.whatsapp:WhatsAppStandIn",
 )
 
