@@ -32,6 +32,33 @@ def test_presets_ship_delivery_failed_and_abandoned_cart() -> None:
     assert loaded["abandoned-cart"].stop_events == ["order.placed"]
 
 
+def test_the_clinic_preset_reminds_on_viber_then_email_a_call_and_sms() -> None:
+    clinic = presets()["clinic"]
+    assert (clinic.trigger, clinic.correlation) == ("visit.reminder", "visit_id")
+    assert [s.channel for s in clinic.steps] == ["viber", "email", "voice", "sms"]
+    assert [s.wait for s in clinic.steps] == [21600, 10800, 3600, 43200]
+    assert clinic.success == ["read", "confirmed", "replied"]
+    assert [(b.text, b.signal) for b in clinic.steps[0].buttons] == [({"ru": "Подтверждаю", "en": "Confirm"},
+                                                                       "confirmed")]
+    assert "нажмите 1" in clinic.steps[2].template["ru"].text and "press 1" in clinic.steps[2].template["en"].text
+
+
+def test_the_courier_preset_goes_push_viber_email_sms_with_the_courier_contact() -> None:
+    from cascade.rendering import render
+
+    courier = presets()["courier"]
+    assert (courier.trigger, courier.correlation) == ("courier.assigned", "delivery_id")
+    assert [s.channel for s in courier.steps] == ["push", "viber", "email", "sms"]
+    assert [s.wait for s in courier.steps] == [1800, 1800, 1800, 3600]  # the courier comes today
+    assert courier.success == ["read", "clicked"]
+    context = {"recipient": {"name": None},
+               "data": {"delivery_date": "12.12", "time_window": "14:00–16:00", "courier_phone": "+77010000000"}}
+    for step in courier.steps:
+        for locale in ("ru", "en"):
+            _, text = render(step, locale, context)
+            assert "12.12" in text and "14:00–16:00" in text and "+77010000000" in text
+
+
 def test_a_valid_scenario_parses_waits_and_shorthand_copy() -> None:
     scenario = Scenario.model_validate(GOOD)
     assert [s.wait for s in scenario.steps] == [5400, 1800]
@@ -75,14 +102,3 @@ def test_a_when_condition_is_false_for_data_the_event_does_not_carry() -> None:
     assert holds("data.priority == 'vip'", {"data": {"priority": "vip"}})
     assert not holds("data.priority == 'vip'", {"data": {}})
     assert not holds("data.order.priority", {"data": {}})
-
-
-def test_the_clinic_preset_reminds_on_viber_then_email_a_call_and_sms() -> None:
-    clinic = presets()["clinic"]
-    assert (clinic.trigger, clinic.correlation) == ("visit.reminder", "visit_id")
-    assert [s.channel for s in clinic.steps] == ["viber", "email", "voice", "sms"]
-    assert [s.wait for s in clinic.steps] == [21600, 10800, 3600, 43200]
-    assert clinic.success == ["read", "confirmed", "replied"]
-    assert [(b.text, b.signal) for b in clinic.steps[0].buttons] == [({"ru": "Подтверждаю", "en": "Confirm"},
-                                                                       "confirmed")]
-    assert "нажмите 1" in clinic.steps[2].template["ru"].text and "press 1" in clinic.steps[2].template["en"].text

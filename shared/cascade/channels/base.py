@@ -71,7 +71,7 @@ class Channel(ABC):
         """Hand the message to the provider. Raises RetryableSendError or PermanentSendError."""
 
 
-_THROTTLING = {"Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+_THROTTLING = {"Throttling", "ThrottlingException", "Throttled", "ThrottledException", "TooManyRequestsException",
                "LimitExceededException", "RequestLimitExceeded", "ServiceUnavailable", "InternalError",
                "InternalFailure", "KMSThrottlingException"}
 
@@ -81,7 +81,7 @@ def aws_send_error(exc: Exception, what: str) -> Exception:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
-        if code in _THROTTLING or status >= 500:
+        if code in _THROTTLING or status == 429 or status >= 500:
             return RetryableSendError(f"{what}: {code}")
         return PermanentSendError(f"{what}: {code}")
     if isinstance(exc, BotoCoreError):

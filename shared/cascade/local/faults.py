@@ -62,6 +62,8 @@ _AWS_ERRORS = {
     "email": {"500": (500, "InternalFailure"), "429": (429, "TooManyRequestsException"),
               "reject": (400, "MessageRejected")},
     "sms": {"500": (500, "InternalError"), "429": (429, "Throttled"), "reject": (400, "InvalidParameter")},
+    # Push to a platform endpoint: "reject" is the endpoint FCM/APNs reported dead.
+    "push": {"500": (500, "InternalError"), "429": (429, "Throttled"), "reject": (400, "EndpointDisabled")},
 }
 
 
@@ -78,7 +80,7 @@ def _raise_for(channel: str) -> None:
         FAULTS.stall()  # the client has given up by now; nothing is sent
         mode = "500"
     status, code = _AWS_ERRORS[channel][mode]
-    if channel == "sms":  # moto serialises SNS's modelled errors (status included) itself
+    if channel in ("sms", "push"):  # moto serialises SNS's modelled errors (status included) itself
         raise _SnsError(code, f"injected fault: {mode}")
     error = JsonRESTError(code, f"injected fault: {mode}")  # SES v2: a JSON error with our status
     error.code = status
@@ -98,6 +100,8 @@ def install_aws_faults() -> None:
     def faulty_publish(self: Any, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("phone_number") or (len(args) > 2 and args[2]):
             _raise_for("sms")
+        elif ":endpoint/" in str(kwargs.get("arn") or (args[1] if len(args) > 1 else "")):
+            _raise_for("push")  # a platform endpoint: mobile push
         return publish(self, *args, **kwargs)
 
     SESV2Backend.send_email = faulty_send_email  # type: ignore[method-assign]

@@ -34,6 +34,8 @@ STANDINS = (
     "cascade.local.twilio:TwilioStandIn",
     "cascade.local.viber:ViberStandIn",
     "cascade.local.whatsapp:WhatsAppStandIn",
+    "cascade.local.push:PushStandIn",
+    "cascade.local.operator:OperatorDesk",
 )
 
 
@@ -295,7 +297,7 @@ class LocalStack:
         if message is None:
             return json_answer(404, {"error": f"no message {pmid!r} in the outbox"})
         channel = message["channel"]
-        if signal == "clicked" and channel != "email":
+        if signal == "clicked" and channel not in ("email", "push"):  # a push app reports its own taps
             tracked = re.search(r"https?://\S+/r/[\w-]+", message["text"])
             if not tracked:
                 return json_answer(422, {"error": "the message carries no tracked link"})
