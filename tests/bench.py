@@ -12,7 +12,7 @@ Three figures, each with the goal it is held to:
    Lambda requests and duration, DynamoDB on demand, and the HTTP API. Transitions and Lambda
    invocations are measured (from the same histories), and so are the DynamoDB requests the
    handlers make (they run in this process: a botocore hook counts them and sizes each write);
-   Lambda duration is a stated assumption. Message prices (SES, SNS SMS, Telegram) are left out: they
+   Lambda duration is a stated assumption. Message prices (email, SMS, messengers, calls) are left out: they
    depend on the channel mix, not on this design, and dwarf the rest anyway.
 
 3. **Cold import time of the ingest handler**, as a ratio to ``import boto3`` alone. The ingest
@@ -242,8 +242,8 @@ ASSUMPTIONS: Final = [
     f"API Gateway: {API_REQUESTS_PER_CASCADE} HTTP API request per cascade (the POST /v1/events)",
 ]
 EXCLUDED: Final = (
-    "message prices (SES e-mail, SNS SMS; Telegram is free); SES delivery events via SNS to the "
-    "aws_events function; status reads; CloudWatch Logs, X-Ray, Secrets Manager; free tiers"
+    "message prices (SES e-mail, SMS, WhatsApp, Viber, calls, operators; Telegram is free); provider "
+    "webhooks and SES delivery events via SNS; status reads; CloudWatch Logs, X-Ray, Secrets Manager; free tiers"
 )
 
 
