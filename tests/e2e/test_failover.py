@@ -98,3 +98,45 @@ def test_bad_fault_requests_are_422(api: Api, body: dict[str, Any], field: str) 
     resp = api.http.post("/local/faults", json=body)
     assert resp.status_code == 422
     assert field in [d["field"] for d in resp.json()["details"]]
+
+
+def _reached_first_on(channel: str, stack: Any) -> tuple[dict[str, Any], int, str]:
+    """An event whose first reachable step is on ``channel``: (event, that step, the next channel)."""
+    rid = f"cust-{uuid.uuid4().hex[:8]}"
+    visit = {"visit_id": f"v-{uuid.uuid4().hex[:6]}", "visit_at": "25 Nov 10:30", "clinic_name": "Clinic",
+             "address": "1 Main St"}
+    if channel == "whatsapp":  # the cart's Telegram step falls back to WhatsApp; no email: step 1 comes first
+        return ({"type": "cart.abandoned", "recipient": {"id": rid, "whatsapp": "+14155550123", "phone": "+14155550123"},
+                 "data": {"cart_id": f"c-{rid}", "cart_url": "https://shop.test/cart/1"}}, 1, "sms")
+    if channel == "viber":
+        viber_id = f"vb-{uuid.uuid4().hex[:10]}"
+        stack.standin("viber").subscribe(viber_id)
+        return ({"type": "visit.reminder", "recipient": {"id": rid, "viber_id": viber_id, "email": "pat@example.com"},
+                 "data": visit}, 0, "email")
+    if channel == "push":
+        return ({"type": "courier.assigned", "recipient": {"id": rid, "push_token": f"tok-{uuid.uuid4().hex}",
+                                                          "email": "anna@example.com"},
+                 "data": {"delivery_id": f"d-{rid}", "delivery_date": "today", "time_window": "14-16",
+                          "courier_phone": "+14155550100"}}, 0, "email")
+    assert channel == "voice"  # the clinic's call, then its SMS
+    return {"type": "visit.reminder", "recipient": {"id": rid, "phone": "+14155550123", "locale": "en"},
+            "data": visit}, 2, "sms"
+
+
+@pytest.mark.parametrize("channel", ["whatsapp", "viber", "push", "voice"])
+def test_a_provider_failing_every_try_fails_the_step_after_the_retries_and_the_next_goes_out(
+        api: Api, stack: Any, channel: str) -> None:
+    event, index, following = _reached_first_on(channel, stack)
+    _fault(api, channel, "500", count=100)
+    cascade_id = api.start(event)
+    wait_for(f"three tries on {channel}",
+             lambda: api.http.get("/local/faults").json()["faults"][channel]["remaining"] == 97, timeout=30)
+    view = wait_for(f"the {channel} step to fail",
+                    lambda: (v := api.cascade(cascade_id))["steps"][index]["status"] == "failed" and v, timeout=30)
+    api.http.delete("/local/faults")
+    nxt = wait_for(f"the {following} step", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == following],
+                   timeout=30)
+    assert view["steps"][index]["channel"] == channel and view["steps"][index]["reason"]
+    assert not [m for m in api.outbox(cascade_id) if m["channel"] == channel]  # nothing reached the customer there
+    assert len(nxt) == 1
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
