@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,6 +14,10 @@ import pytest
 # 4 cascade hours per real second: the 24 h email wait takes 6 s, a 2 h SMS wait 1 s.
 TIME_SCALE = 14400.0
 API_KEY = "test-key-0123456789"
+# The stack's clock starts the session at 10:00 UTC today (UTC is the presets' default time zone),
+# so quiet hours (21:00-09:00) fall where the tests expect them, whatever time it really is.
+_now = datetime.now(UTC)
+CLOCK_SHIFT_S = (_now.replace(hour=10, minute=0, second=0, microsecond=0) - _now).total_seconds()
 # A provider failing 3 sends in a row is skipped for 3 s (the defaults are 5 and 300 s).
 CIRCUIT_THRESHOLD = 3
 CIRCUIT_COOLDOWN_S = 3
@@ -23,6 +28,7 @@ def stack() -> Iterator[Any]:
     from cascade.local.stack import LocalStack
 
     local = LocalStack(port=0, api_key=API_KEY, time_scale=TIME_SCALE, stack_name="cascade-test",
+                       clock_shift_seconds=CLOCK_SHIFT_S,
                        parameters={"CircuitFailureThreshold": str(CIRCUIT_THRESHOLD),
                                    "CircuitCooldownSeconds": str(CIRCUIT_COOLDOWN_S)}).start()
     yield local

@@ -62,6 +62,14 @@ def escalate(token: str, cause: str) -> bool:
     return _callback("send_task_failure", taskToken=token, error="Cascade.Escalate", cause=cause)
 
 
+def defer(token: str, seconds: int) -> bool:
+    """End a waiting step so that the state machine runs the same step again in ``seconds`` (the
+    workflow reads them from the error's name: an error's cause is not always passed on)."""
+    seconds = max(1, int(seconds))
+    return _callback("send_task_failure", taskToken=token, error=f"Cascade.Defer.{seconds}",
+                     cause=f"held back for {seconds} s")
+
+
 def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) -> None:
     """Start the workflow named by the cascade id; a second start of the same cascade is a no-op."""
     try:
@@ -73,4 +81,4 @@ def start_execution(state_machine_arn: str, name: str, payload: dict[str, Any]) 
             raise
 
 
-__all__ = ["client", "escalate", "resume", "secret", "start_execution"]
+__all__ = ["client", "defer", "escalate", "resume", "secret", "start_execution"]

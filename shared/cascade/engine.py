@@ -7,17 +7,20 @@ contact, permanent failure), or end it with *resume* (the cascade is over)."""
 from __future__ import annotations
 
 import json
+import math
+from datetime import UTC, datetime
 from typing import Any
 
-from cascade import aws
+from cascade import aws, policy
 from cascade.channels import Channel, Outgoing, Sent, channel
 from cascade.circuit import CircuitState, default_circuit
 from cascade.errors import PermanentSendError, RetryableSendError
 from cascade.models import RecipientIn
 from cascade.observability import logger, mask
-from cascade.planning import hashed, pick_locale
+from cascade.planning import hashed, pick_locale, real_seconds
 from cascade.rendering import holds, render, render_string, track_links
 from cascade.scenarios import CONTACT_FIELD, Scenario
+from cascade.settings import settings
 from cascade.store import CascadeStore, default_store, now_iso
 
 
@@ -42,20 +45,35 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     recipient = cascade["recipient"]
     context = _context(cascade, scenario, index)
     # The step's channel, or the first alternative the recipient can be reached on whose
-    # provider is not down.
+    # provider is not down and that the policies allow.
     reachable = [n for n in step.channels if recipient.get(CONTACT_FIELD[n])]
     circuit = default_circuit(store)
-    name, health, reason = None, CircuitState(), "no_contact" if not reachable else "provider_down"
+    name, health, reasons = None, CircuitState(), [] if reachable else ["no_contact"]
+    held: policy.Decision | None = None
     if step.when and not holds(step.when, context):
-        reachable, reason = [], "condition"
+        reachable, reasons = [], ["condition"]
+    clock = policy.cascade_now(cascade, settings().time_scale, shift_seconds=settings().clock_shift_seconds)
+    was_deferred = cascade["steps"][index]["status"] == "deferred"
     for candidate in reachable:
         health = circuit.state(candidate)
-        if circuit.allows(candidate, health):
-            name = candidate
-            break
+        if not circuit.allows(candidate, health):
+            reasons.append("provider_down")
+            continue
+        decision = policy.decide(policy.StepContext(cascade, scenario, step, index, candidate, clock, store,
+                                                    was_deferred))
+        if decision.action == "skip":
+            reasons.append(decision.reason or "policy")
+            continue
+        if decision.action == "defer":
+            held = decision
+        name = candidate
+        break
     log: dict[str, Any] = {"cascade_id": cascade_id, "step": index, "channel": name or step.channel}
+    if held is not None and held.not_before is not None:
+        return _defer(store, cascade, index, token, held.not_before, held.reason or "policy", clock, log)
     if name is None:
-        if store.set_step(cascade_id, index, status="skipped", reason=reason, only_from=("pending",)):
+        reason = reasons[0]
+        if store.set_step(cascade_id, index, status="skipped", reason=reason, only_from=("pending", "deferred")):
             _touch(store, cascade, index, step.channel, "skipped", reason)
         logger.info("step skipped", reason=reason, **log)
         aws.escalate(token, reason)
@@ -99,6 +117,18 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     return "sent"
 
 
+def _defer(store: CascadeStore, cascade: dict[str, Any], index: int, token: str, not_before: datetime, reason: str,
+           clock: datetime, log: dict[str, Any]) -> str:
+    """Hold the step back until ``not_before`` (cascade time): the workflow waits, then asks again."""
+    until = not_before.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    store.set_step(cascade["cascade_id"], index, status="deferred", reason=reason, not_before=until,
+                   only_from=("pending", "deferred"))
+    seconds = real_seconds(max(1, math.ceil((not_before - clock).total_seconds())), settings().time_scale)
+    logger.info("step deferred", reason=reason, not_before=until, wait_s=seconds, **log)
+    aws.defer(token, seconds)
+    return "deferred"
+
+
 SEND_ATTEMPTS = 3
 MAX_BACKOFF_SECONDS = 8.0
 
@@ -138,6 +168,7 @@ def _context(cascade: dict[str, Any], scenario: Scenario, index: int) -> dict[st
         # `{% if recipient.name %}` works under strict undefined variables.
         "recipient": {**dict.fromkeys(RecipientIn.model_fields), **cascade["recipient"]},
         "data": json.loads(cascade["data_json"]),
+        "event": {"type": cascade.get("event_type")},
         "cascade": {"id": cascade["cascade_id"], "scenario": scenario.id, "step": index,
                     "tried": [s["channel"] for s in cascade["steps"][:index] if s["status"] not in ("skipped",)]},
     }

@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-CascadeStatus = Literal["running", "succeeded", "exhausted", "cancelled", "failed"]
-StepStatus = Literal["pending", "sent", "delivered", "read", "clicked", "replied", "failed", "skipped"]
+CascadeStatus = Literal["running", "succeeded", "exhausted", "expired", "cancelled", "failed"]
+StepStatus = Literal["pending", "deferred", "sent", "delivered", "read", "clicked", "replied", "failed", "skipped"]
+Purpose = Literal["transactional", "marketing"]
 
 
 class RecipientIn(BaseModel):
@@ -28,6 +29,11 @@ class RecipientIn(BaseModel):
                                  description="Viber user id of a bot subscriber (bind it with a deep link)")
     push_token: str | None = Field(default=None, min_length=8, max_length=4096, pattern=r"^[\x21-\x7e]+$",
                                    description="the app's FCM/APNs device token")
+    consent: dict[Purpose, bool | list[Literal["email", "sms", "telegram", "whatsapp", "viber", "push", "voice",
+                                              "operator"]]] | None = Field(
+        default=None, examples=[{"marketing": True}, {"marketing": ["email", "telegram"]}],
+        description="consent the business already holds, per purpose: every channel (true) or a list; "
+                    "a recorded opt-out always wins")
 
     @field_validator("telegram_chat_id", mode="before")
     @classmethod
@@ -117,6 +123,7 @@ class StepView(BaseModel):
     sent_at: str | None = None
     reason: str | None = None
     reply: str | None = Field(default=None, description="the customer's reply or pressed key, if any")
+    not_before: str | None = Field(default=None, description="a deferred step goes out no earlier than this")
 
 
 class CascadeView(BaseModel):

@@ -32,11 +32,21 @@ class Settings(BaseModel):
     # A provider failing this many sends in a row is skipped for new steps for the cooldown.
     circuit_failure_threshold: int = Field(default=5, ge=1, alias="CIRCUIT_FAILURE_THRESHOLD")
     circuit_cooldown_seconds: int = Field(default=300, ge=1, alias="CIRCUIT_COOLDOWN_SECONDS")
+    # Messages per recipient per local day, across cascades (0: no cap).
+    marketing_daily_cap: int = Field(default=3, ge=0, alias="MARKETING_DAILY_CAP")
+    transactional_daily_cap: int = Field(default=0, ge=0, alias="TRANSACTIONAL_DAILY_CAP")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
     provider_timeout_seconds: float = Field(default=10.0, gt=0, alias="PROVIDER_TIMEOUT_SECONDS")
     # Cascade seconds per real second: 1 on AWS; the local stack speeds time up.
     time_scale: float = Field(default=1.0, gt=0, alias="CASCADE_TIME_SCALE")
+    # The local stack may also move its clock (tests start their day at a known hour); 0 on AWS.
+    clock_shift_seconds: float = Field(default=0.0, alias="CASCADE_CLOCK_SHIFT_SECONDS")
     max_body_bytes: int = Field(default=256 * 1024, alias="MAX_BODY_BYTES")
+
+
+    def daily_cap(self, purpose: str) -> int | None:
+        cap = self.marketing_daily_cap if purpose == "marketing" else self.transactional_daily_cap
+        return cap or None
 
 
 @cache

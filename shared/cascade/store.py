@@ -13,6 +13,7 @@ recipient's bound contacts             ``R#<recipient_id>`` / ``PROFILE``
 one-time binding token                 ``BIND#<token>`` / ``BIND``
 customer's last inbound message        ``IN#<channel>#<hashed contact>`` / ``LAST`` (WhatsApp's 24 h window)
 a channel's circuit breaker            ``CIRCUIT#<channel>`` / ``CIRCUIT``
+messages of a purpose on a local day   ``R#<recipient_id>`` / ``CAP#<purpose>#<yyyy-mm-dd>``
 =====================================  ==============================================
 
 Every change that decides whether a message may go out is a conditional write, so a stop and
@@ -121,10 +122,11 @@ class CascadeStore:
                 Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
                 UpdateExpression=(f"SET steps[{index}].#st = :sending, steps[{index}].#ch = :ch, task_token = :tok, "
                                   "current_step = :i, updated_at = :now"),
-                ConditionExpression=f"#status = :running AND steps[{index}].#st = :pending",
+                ConditionExpression=f"#status = :running AND steps[{index}].#st IN (:pending, :deferred)",
                 ExpressionAttributeNames={"#st": "status", "#status": "status", "#ch": "channel"},
                 ExpressionAttributeValues=_dump({":sending": "sending", ":tok": token, ":i": index, ":now": now,
-                                                 ":running": "running", ":pending": "pending", ":ch": channel}),
+                                                 ":running": "running", ":pending": "pending", ":ch": channel,
+                                                 ":deferred": "deferred"}),
             )
         except ClientError as exc:
             if _failed_condition(exc):
@@ -300,6 +302,24 @@ class CascadeStore:
             if "LastEvaluatedKey" not in resp:
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    # -- frequency cap (cascade.policy) ---------------------------------------------------------
+
+    def take_cap_slot(self, recipient_id: str, purpose: str, day: str, limit: int) -> bool:
+        """Count one more ``purpose`` message to the recipient on ``day``; False (and nothing
+        counted) if ``limit`` messages were already sent that day."""
+        try:
+            self.db.update_item(
+                TableName=self.table, Key=_dump({"pk": f"R#{recipient_id}", "sk": f"CAP#{purpose}#{day}"}),
+                UpdateExpression="ADD sent :one SET expires_at = if_not_exists(expires_at, :exp)",
+                ConditionExpression="attribute_not_exists(sent) OR sent < :limit",
+                ExpressionAttributeValues=_dump({":one": 1, ":limit": limit, ":exp": int(time.time()) + 3 * 86400}),
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
 
     # -- circuit breakers (cascade.circuit) ----------------------------------------------------
 

@@ -48,7 +48,11 @@ def _free_port() -> int:
 class LocalStack:
     def __init__(self, port: int = 3000, api_key: str = "local-dev-key", time_scale: float = 60.0,
                  stack_name: str = "cascade-local", provider_timeout_seconds: float = 3.0,
-                 sms_provider: str = "sns", parameters: dict[str, str] | None = None) -> None:
+                 sms_provider: str = "sns", parameters: dict[str, str] | None = None,
+                 clock_shift_seconds: float = 0.0) -> None:
+        # Moves the cascades' clock (quiet hours, schedules, daily caps) by this much: tests
+        # start their day at a known hour whatever the wall clock says.
+        self.clock_shift_seconds = clock_shift_seconds
         self.provider_timeout_seconds = provider_timeout_seconds
         self.sms_provider = sms_provider
         self.extra_parameters = dict(parameters or {})
@@ -80,6 +84,7 @@ class LocalStack:
             "AWS_REGION": REGION, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
             # The state machine's own service calls go to localhost:$MOTO_PORT in server mode.
             "MOTO_PORT": str(moto_port),
+            "CASCADE_CLOCK_SHIFT_SECONDS": str(self.clock_shift_seconds),
         })
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -20,6 +20,10 @@ CONTACT_FIELD = {"email": "email", "sms": "phone", "telegram": "telegram_chat_id
 Channel = Literal["email", "sms", "telegram", "whatsapp", "viber", "push", "voice", "operator"]
 SIGNALS = ("read", "clicked", "replied", "confirmed")
 LOCALES_REQUIRED = ("ru", "en")
+LOCALES = ("ru", "uk", "en", "kk")  # what the presets speak; a scenario may add others
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# A step's `at`: a timestamp field of the event data, shifted: "data.appointment_at - 24h".
+_AT = re.compile(r"^data\.([A-Za-z_][\w]*)\s*(?:([+-])\s*(\S+))?$")
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -71,6 +75,16 @@ class WhatsAppTemplate(BaseModel):
     params: list[str] = Field(default_factory=list, description="body parameters {{1}}, {{2}}...; jinja2 templates")
 
 
+def parse_at(text: str) -> tuple[str, int]:
+    """``"data.appointment_at - 24h"`` → ("appointment_at", -86400)."""
+    match = _AT.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not like 'data.appointment_at - 24h'")
+    field, sign, amount = match.groups()
+    offset = parse_duration(amount) if amount else 0
+    return field, -offset if sign == "-" else offset
+
+
 class Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -83,7 +97,11 @@ class Step(BaseModel):
         default_factory=list, description="tried in order when the recipient has no contact for `channel`")
     when: str | None = Field(
         default=None, max_length=500,
-        description="a jinja2 expression over recipient/data/cascade; the step is skipped unless it is true")
+        description="a jinja2 expression over recipient/data/cascade/event; the step is skipped unless it is true")
+    at: str | None = Field(
+        default=None, max_length=100,
+        description="send no earlier than a timestamp in the event, shifted: 'data.appointment_at - 24h'; "
+                    "a step whose time has passed is skipped (reason `past`)")
     buttons: list[Button] = Field(default_factory=list)
     whatsapp_template: WhatsAppTemplate | None = Field(
         default=None, description="WhatsApp steps: the approved template used outside the 24 h window")
@@ -109,6 +127,8 @@ class Step(BaseModel):
             raise ValueError("whatsapp_template belongs to whatsapp steps")
         if self.channel in self.alternatives or len(set(self.alternatives)) != len(self.alternatives):
             raise ValueError("alternatives must differ from the channel and from each other")
+        if self.at is not None:
+            parse_at(self.at)
         if self.when is not None:
             from cascade.rendering import compile_condition
 
@@ -124,19 +144,80 @@ class Step(BaseModel):
         return [self.channel, *self.alternatives]
 
 
+_NIGHT_QUIET: tuple[Channel, ...] = ("sms", "voice", "operator")
+
+
+class QuietHours(BaseModel):
+    """No message on these channels between ``start`` and ``end`` in the recipient's time zone: a
+    step due inside the window waits until it ends."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: str = Field(default="21:00", pattern=_CLOCK.pattern)
+    end: str = Field(default="09:00", pattern=_CLOCK.pattern)
+    channels: list[Channel] = Field(default_factory=lambda: list(_NIGHT_QUIET))
+
+
+class AllowList(BaseModel):
+    """Only allow-listed recipients are really messaged; the rest are skipped (reason `test_mode`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    allow: list[str] = Field(default_factory=list, description="recipient ids that do get messages")
+
+
+_EVENT_TYPE = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
+
+
 class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     name: str
     description: str = ""
-    trigger: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", description="event type that starts it")
+    trigger: str | list[str] = Field(description="event type(s) that start it; steps may test `event.type`")
     correlation: str = Field(description="the `data` field that ties later events to this cascade")
     required_data: list[str] = Field(default_factory=list)
     purpose: Literal["transactional", "marketing"] = "transactional"
     default_locale: str = "en"
+    timezone: str = Field(default="UTC", description="for quiet hours when the recipient has none (IANA name)")
+    urgent: bool = Field(default=False, description="exempt from quiet hours and the frequency cap (OTP, courier)")
+    quiet_hours: QuietHours | None = Field(default_factory=QuietHours,
+                                           description="null: none; default 21:00-09:00 for SMS, calls, operator")
+    frequency_cap: Literal["defer", "skip"] = Field(
+        default="defer", description="a step over the recipient's daily cap waits for the next day, or is skipped")
+    max_sms_parts: int = Field(default=3, ge=1, le=10, description="longer SMS are refused when the scenario is saved")
+    track_links: bool = Field(default=True, description="false: links are sent as they are, clicks are not seen")
+    secret_data: list[str] = Field(default_factory=list,
+                                   description="data fields kept encrypted and out of logs and reports (an OTP code)")
+    ttl: Annotated[int, BeforeValidator(parse_duration)] | None = Field(
+        default=None, description="the cascade ends (`expired`) this long after it started, whatever its steps")
+    test_mode: AllowList | None = None
     success: list[str] = Field(min_length=1, description="read, clicked, replied, confirmed, event:<type>")
     steps: list[Step] = Field(min_length=1, max_length=20)
+
+    @field_validator("trigger")
+    @classmethod
+    def _triggers(cls, value: str | list[str]) -> str | list[str]:
+        for item in [value] if isinstance(value, str) else value:
+            if not re.match(_EVENT_TYPE, item):
+                raise ValueError(f"{item!r} is not an event type like 'order.shipped'")
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one event type")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError, OSError) as exc:
+            raise ValueError("is not an IANA time zone name") from exc
+        return value
+
+    @property
+    def triggers(self) -> list[str]:
+        return [self.trigger] if isinstance(self.trigger, str) else list(self.trigger)
 
     @field_validator("success")
     @classmethod
@@ -173,11 +254,11 @@ def presets() -> dict[str, Scenario]:
 
 
 def by_trigger(event_type: str) -> Scenario | None:
-    return next((s for s in presets().values() if s.trigger == event_type), None)
+    return next((s for s in presets().values() if event_type in s.triggers), None)
 
 
 def stopped_by(event_type: str) -> list[Scenario]:
     return [s for s in presets().values() if event_type in s.stop_events]
 
 
-__all__ = ["CHANNELS", "CONTACT_FIELD", "SIGNALS", "Copy", "Scenario", "Step", "WhatsAppTemplate", "by_trigger", "parse_duration", "presets", "stopped_by"]
+__all__ = ["CHANNELS", "CONTACT_FIELD", "SIGNALS", "AllowList", "Copy", "QuietHours", "Scenario", "Step", "WhatsAppTemplate", "by_trigger", "parse_at", "parse_duration", "presets", "stopped_by"]
