@@ -15,7 +15,8 @@ pytestmark = pytest.mark.stack
 def _telegram_chat_reached(api: Api, rid: str) -> str:
     """Start a cart cascade for ``rid`` with no Telegram contact in the event; return the chat
     its Telegram step went to."""
-    cascade_id = api.start({"type": "cart.abandoned", "recipient": {"id": rid, "email": "sam@example.com"},
+    cascade_id = api.start({"type": "cart.abandoned", "recipient": {"id": rid, "email": "sam@example.com",
+                                                                      "consent": {"marketing": True}},
                             "data": {"cart_id": f"b-{uuid.uuid4().hex[:4]}", "cart_url": "https://shop.test/cart/b"}})
     tg = wait_for("the Telegram step", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "telegram"],
                   timeout=30)[0]

@@ -26,7 +26,7 @@ def cart_event(**recipient: Any) -> dict[str, Any]:
     contacts.update(recipient)
     contacts = {k: v for k, v in contacts.items() if v is not None}
     return {"type": "cart.abandoned", "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "name": "Sam",
-                                                   "locale": "en", **contacts},
+                                                   "locale": "en", "consent": {"marketing": True}, **contacts},
             "data": {"cart_id": f"cart-{uuid.uuid4().hex[:6]}", "cart_url": "https://shop.test/cart/77"}}
 
 

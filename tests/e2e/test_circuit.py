@@ -27,7 +27,7 @@ def healthy_after(api: Api, stack: Any) -> Iterator[None]:
 def _cart() -> dict[str, Any]:
     return {"type": "cart.abandoned",
             "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": "sam@example.com",
-                          "telegram_chat_id": str(uuid.uuid4().int % 10**9)},
+                          "telegram_chat_id": str(uuid.uuid4().int % 10**9), "consent": {"marketing": True}},
             "data": {"cart_id": f"cart-{uuid.uuid4().hex[:6]}", "cart_url": "https://shop.test/cart/1"}}
 
 

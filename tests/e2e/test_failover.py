@@ -24,7 +24,8 @@ def no_faults_after(api: Api) -> Iterator[None]:
 def _cart() -> dict[str, Any]:
     return {"type": "cart.abandoned",
             "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": "sam@example.com",
-                          "telegram_chat_id": str(uuid.uuid4().int % 10**9), "phone": "+14155550123"},
+                          "telegram_chat_id": str(uuid.uuid4().int % 10**9), "phone": "+14155550123",
+                          "consent": {"marketing": True}},
             "data": {"cart_id": f"cart-{uuid.uuid4().hex[:6]}", "cart_url": "https://shop.test/cart/1"}}
 
 
@@ -106,7 +107,8 @@ def _reached_first_on(channel: str, stack: Any) -> tuple[dict[str, Any], int, st
     visit = {"visit_id": f"v-{uuid.uuid4().hex[:6]}", "visit_at": "25 Nov 10:30", "clinic_name": "Clinic",
              "address": "1 Main St"}
     if channel == "whatsapp":  # the cart's Telegram step falls back to WhatsApp; no email: step 1 comes first
-        return ({"type": "cart.abandoned", "recipient": {"id": rid, "whatsapp": "+14155550123", "phone": "+14155550123"},
+        return ({"type": "cart.abandoned", "recipient": {"id": rid, "whatsapp": "+14155550123", "phone": "+14155550123",
+                                                          "consent": {"marketing": True}},
                  "data": {"cart_id": f"c-{rid}", "cart_url": "https://shop.test/cart/1"}}, 1, "sms")
     if channel == "viber":
         viber_id = f"vb-{uuid.uuid4().hex[:10]}"

@@ -18,7 +18,8 @@ EMAIL = "private.person@example.org"
 def test_a_whole_cascade_logs_no_phone_number_or_email_address(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     event = {"type": "cart.abandoned",
-             "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": EMAIL, "phone": PHONE},
+             "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": EMAIL, "phone": PHONE,
+                           "consent": {"marketing": True}},
              "data": {"cart_id": "c-9", "cart_url": "https://shop.test/cart/9"}}
     cascade_id = api.start(event)
     sms = wait_for("the SMS (email timed out, Telegram skipped)",
@@ -37,7 +38,7 @@ def test_messenger_voice_and_push_steps_log_no_contact_either(api: Api, caplog: 
     token = f"fcm-private-token-{uuid.uuid4().hex}"
     cart = api.start({"type": "cart.abandoned",
                       "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": EMAIL, "phone": PHONE,
-                                    "whatsapp": PHONE},
+                                    "whatsapp": PHONE, "consent": {"marketing": True}},
                       "data": {"cart_id": "c-10", "cart_url": "https://shop.test/cart/10"}})
     courier = api.start({"type": "courier.assigned",
                          "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "push_token": token, "phone": PHONE},

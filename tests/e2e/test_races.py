@@ -34,7 +34,7 @@ def test_a_timer_that_fires_after_a_stop_sends_nothing(api: Api, stack: Any) -> 
     # abandoned-cart: the email's 24 h timer (6 s here) leaves time to cancel before it fires.
     cascade_id = api.start({"type": "cart.abandoned",
                             "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": "sam@example.com",
-                                          "telegram_chat_id": "777"},
+                                          "telegram_chat_id": "777", "consent": {"marketing": True}},
                             "data": {"cart_id": "c-1", "cart_url": "https://shop.test/cart/1"}})
     wait_for("the first SMS", lambda: api.outbox(cascade_id))
     assert api.http.post(f"/v1/cascades/{cascade_id}/cancel").status_code == 200

@@ -42,7 +42,8 @@ def _phone() -> str:
 
 def _cart(locale: str = "en", **contacts: Any) -> dict[str, Any]:
     """Only a phone by default: email and Telegram are skipped, the SMS goes out, then the call."""
-    recipient = {"id": f"cust-{uuid.uuid4().hex[:8]}", "name": "Sam", "locale": locale, "phone": _phone(), **contacts}
+    recipient = {"id": f"cust-{uuid.uuid4().hex[:8]}", "name": "Sam", "locale": locale, "phone": _phone(),
+                 "consent": {"marketing": True}, **contacts}
     return {"type": "cart.abandoned", "recipient": recipient,
             "data": {"cart_id": f"cart-{uuid.uuid4().hex[:6]}", "cart_url": "https://shop.test/cart/77"}}
 

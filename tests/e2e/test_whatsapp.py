@@ -43,7 +43,8 @@ def _number() -> str:
 
 
 def _cart(number: str, email: bool = False, phone: bool = True) -> dict[str, Any]:
-    recipient: dict[str, Any] = {"id": f"cust-{uuid.uuid4().hex[:8]}", "locale": "en", "whatsapp": number}
+    recipient: dict[str, Any] = {"id": f"cust-{uuid.uuid4().hex[:8]}", "locale": "en", "whatsapp": number,
+                                 "consent": {"marketing": True}}
     if email:
         recipient["email"] = "sam@example.com"
     if phone:
