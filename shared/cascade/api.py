@@ -9,21 +9,27 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from cascade import binding, signals, views
+from cascade import binding, consent, scenario_store, signals, views
 from cascade.aws import secret
 from cascade.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
-from cascade.http import check_api_key
+from cascade.http import HttpError, base_url, check_api_key, json_body
 from cascade.models import (
     BindLink,
     CascadesStopped,
     CascadeStarted,
     CascadeView,
+    ConsentIn,
+    ConsentView,
     ErrorBody,
     EventIn,
     SignalIn,
     Timeline,
 )
+from cascade.preview import PreviewIn, PreviewView, preview
+from cascade.scenario_store import ScenarioList, StoredScenario
+from cascade.scenarios import Scenario
 from cascade.settings import settings
 
 PUBLIC = {"/openapi.json", "/docs"}
@@ -38,6 +44,11 @@ _DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>Cascade API</
 def _json(status: int, body: Any) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
                     body=json.dumps(body, ensure_ascii=False))
+
+
+def _error(description: str) -> OpenAPIResponse:
+    """An error answer in a route's OpenAPI responses."""
+    return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
 
 
 def build_app() -> APIGatewayHttpResolver:
@@ -71,6 +82,57 @@ def build_app() -> APIGatewayHttpResolver:
     def get_timeline(recipient_id: str) -> Timeline:
         return views.timeline(recipient_id)
 
+    @app.get("/v1/recipients/<recipient_id>/consent",
+             summary="What a recipient consented to, refused or opted out of, per channel and purpose")
+    def get_consent(recipient_id: str) -> ConsentView:
+        return consent.view(recipient_id)
+
+    @app.put("/v1/recipients/<recipient_id>/consent",
+             summary="Record consent or a refusal for one channel and purpose (a grant lifts an opt-out)")
+    def put_consent(recipient_id: str, body: ConsentIn) -> ConsentView:
+        return consent.record(recipient_id, body)
+
+    @app.post("/v1/scenarios/<scenario_id>/preview",
+              summary="Every step of a scenario for a sample recipient: text, SMS encoding and parts, cost")
+    def preview_scenario(scenario_id: str, body: PreviewIn) -> PreviewView:
+        found = scenario_store.get(scenario_id)  # the version in effect: a saved one, else the preset
+        if found is None:
+            raise NotFound(f"no scenario {scenario_id!r}")
+        return preview(found.scenario, body, base_url(app.current_event.raw_event, settings().public_base_url))
+
+    # -- scenarios: presets are the defaults; a PUT saves a new version (running cascades keep theirs)
+
+    @app.get("/v1/scenarios", summary="Every scenario in effect: presets, overrides and custom ones, with versions")
+    def list_scenarios() -> ScenarioList:
+        return ScenarioList.model_validate({"scenarios": scenario_store.all_scenarios()})
+
+    @app.get("/v1/scenarios/<scenario_id>", summary="A scenario as in effect, with its version and source")
+    def get_scenario(scenario_id: str) -> StoredScenario:
+        found = scenario_store.get(scenario_id)
+        if found is None:
+            raise NotFound(f"no scenario {scenario_id!r}")
+        return found.view()
+
+    @app.put("/v1/scenarios/<scenario_id>", summary="Save a scenario as a new version: 201 if it is a new custom one",
+             responses={200: {"description": "Saved as a new version (a preset's override, or a custom scenario's)"},
+                        201: {"description": "A new custom scenario"},
+                        409: _error("Its trigger starts another scenario, or the version read is stale"),
+                        413: _error("Body too large"),
+                        422: _error("Invalid: details name each field, e.g. steps.2.template.ru")})
+    def put_scenario(scenario_id: str) -> Response[StoredScenario]:
+        raw = json_body(app.current_event.raw_event, settings().max_body_bytes)
+        scenario, expected_version = scenario_store.parse(scenario_id, raw)
+        saved, created = scenario_store.save(scenario, expected_version)
+        return Response(status_code=201 if created else 200, content_type=content_types.APPLICATION_JSON,
+                        body=saved.view())
+
+    @app.delete("/v1/scenarios/<scenario_id>", summary="Delete a saved scenario: an override's preset comes back",
+                responses={204: {"description": "Deleted (running cascades finish on their version)", "content": {}},
+                           404: _error("Nothing saved under this id")})
+    def delete_scenario(scenario_id: str) -> Response[None]:
+        scenario_store.delete(scenario_id)
+        return Response(status_code=204, body=None)
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # a Response annotation would enter the schema
         return _json(200, openapi_document(app))
@@ -98,6 +160,10 @@ def build_app() -> APIGatewayHttpResolver:
     @app.exception_handler(FieldError)
     def invalid_field(exc: FieldError) -> Response:
         return _json(422, {"error": "invalid request", "details": exc.details})
+
+    @app.exception_handler(HttpError)
+    def http_error(exc: HttpError) -> Response:
+        return _json(exc.status, exc.body)
 
     @app.exception_handler(Conflict)
     def conflict(exc: Conflict) -> Response:
@@ -143,12 +209,25 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
             "422": answer(ErrorBody, "Invalid event: details name each field at fault"),
         },
     }}
+    # The PUT reads its body itself (size limit, id from the path, 422s naming steps): describe it here.
+    save = doc["paths"].get("/v1/scenarios/{scenario_id}", {}).get("put")
+    if save is not None:
+        save["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(Scenario)}}}
     doc["paths"]["/r/{token}"] = {"get": {
         "summary": "Tracked link: records a click and redirects to the message's original URL",
         "operationId": "follow_link", "security": [],
         "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
         "responses": {"302": {"description": "Redirect to the original URL"}, "404": {"description": "Unknown link"}},
     }}
+    unsubscribe = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+    doc["paths"]["/u/{token}"] = {
+        "get": {"summary": "Email unsubscribe page: a button that confirms (opening the link changes nothing)",
+                "operationId": "unsubscribe_page", "security": [], "parameters": [unsubscribe],
+                "responses": {"200": {"description": "HTML page"}, "404": {"description": "Unknown link"}}},
+        "post": {"summary": "One-click unsubscribe (RFC 8058, body List-Unsubscribe=One-Click): the email opt-out",
+                 "operationId": "unsubscribe", "security": [], "parameters": [unsubscribe],
+                 "responses": {"200": {"description": "Unsubscribed"}, "404": {"description": "Unknown link"}}},
+    }
     # Provider webhooks: each checks its provider's signature on the raw body before anything else.
     hooks = [("post", "/webhooks/telegram", "Telegram Bot API updates (X-Telegram-Bot-Api-Secret-Token)"),
              ("get", "/webhooks/whatsapp", "WhatsApp Cloud API verification handshake (hub.verify_token)"),

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cascade import aws, policy
+from cascade import aws, policy, secret_data
 from cascade.channels import Channel, Outgoing, Sent, channel
 from cascade.circuit import CircuitState, default_circuit
 from cascade.errors import PermanentSendError, RetryableSendError
 from cascade.models import RecipientIn
 from cascade.observability import logger, mask
-from cascade.planning import hashed, pick_locale, real_seconds
+from cascade.planning import expired, hashed, pick_locale, real_seconds, ttl_seconds
 from cascade.rendering import holds, render, render_string, track_links
 from cascade.scenarios import CONTACT_FIELD, Scenario
 from cascade.settings import settings
@@ -34,7 +34,12 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     if index > 0 and cascade["steps"][index - 1]["status"] in ("pending", "sending"):
         # A previous attempt that died mid-send (or ran out of retries) left its step behind.
         store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("pending", "sending"))
-    scenario = Scenario.model_validate_json(cascade["scenario_json"])
+    scenario = Scenario.model_validate_json(cascade["scenario_json"], context={"stored": True})
+    if scenario.ttl is not None and _expired(cascade, scenario, index):
+        if store.finish(cascade_id, "expired", "ttl", now_iso()) is not None:
+            logger.info("cascade expired", cascade_id=cascade_id, step=index)
+        aws.resume(token, {"status": "expired"})
+        return "closed"
     if index >= len(scenario.steps):
         if store.finish(cascade_id, "exhausted", None, now_iso()) is not None:
             logger.info("cascade exhausted", cascade_id=cascade_id)
@@ -70,7 +75,8 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         break
     log: dict[str, Any] = {"cascade_id": cascade_id, "step": index, "channel": name or step.channel}
     if held is not None and held.not_before is not None:
-        return _defer(store, cascade, index, token, held.not_before, held.reason or "policy", clock, log)
+        return _defer(store, cascade, index, token, held.not_before, held.reason or "policy", clock, log,
+                      _ttl_end(cascade, scenario))
     if name is None:
         reason = reasons[0]
         if store.set_step(cascade_id, index, status="skipped", reason=reason, only_from=("pending", "deferred")):
@@ -98,9 +104,10 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
             circuit.failed(adapter.name)
         elif reached_provider:
             circuit.succeeded(adapter.name, health)
-        store.set_step(cascade_id, index, status="failed", reason=str(exc)[:200], only_from=("sending",))
+        error = secret_data.scrub(str(exc), secret_data.open_(cascade)) if cascade.get("secret_blob") else str(exc)
+        store.set_step(cascade_id, index, status="failed", reason=error[:200], only_from=("sending",))
         _touch(store, cascade, index, adapter.name, "failed", "send_failed")
-        logger.warning("send failed, escalating", error=str(exc), **log)
+        logger.warning("send failed, escalating", error=error, **log)
         aws.escalate(token, "send_failed")
         return "failed"
 
@@ -118,15 +125,33 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
 
 
 def _defer(store: CascadeStore, cascade: dict[str, Any], index: int, token: str, not_before: datetime, reason: str,
-           clock: datetime, log: dict[str, Any]) -> str:
-    """Hold the step back until ``not_before`` (cascade time): the workflow waits, then asks again."""
+           clock: datetime, log: dict[str, Any], ttl_end: datetime | None = None) -> str:
+    """Hold the step back until ``not_before`` (cascade time): the workflow waits, then asks again
+    (sooner if the cascade's ttl runs out first: it then ends ``expired``)."""
     until = not_before.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     store.set_step(cascade["cascade_id"], index, status="deferred", reason=reason, not_before=until,
                    only_from=("pending", "deferred"))
-    seconds = real_seconds(max(1, math.ceil((not_before - clock).total_seconds())), settings().time_scale)
+    wake = min(not_before, ttl_end) if ttl_end is not None else not_before
+    seconds = real_seconds(max(1, math.ceil((wake - clock).total_seconds())), settings().time_scale)
     logger.info("step deferred", reason=reason, not_before=until, wait_s=seconds, **log)
     aws.defer(token, seconds)
     return "deferred"
+
+
+def _ttl_end(cascade: dict[str, Any], scenario: Scenario) -> datetime | None:
+    """When the cascade's ttl runs out, on its clock (None without a ttl)."""
+    cfg = settings()
+    limit = ttl_seconds(scenario, cfg.time_scale)
+    if limit is None:
+        return None
+    return policy.parse_time(cascade["created_at"]) + timedelta(seconds=cfg.clock_shift_seconds + limit)
+
+
+def _expired(cascade: dict[str, Any], scenario: Scenario, index: int) -> bool:
+    """Past the scenario's ttl, on the cascade's clock (see :func:`cascade.planning.expired`)."""
+    cfg = settings()
+    elapsed = policy.cascade_now(cascade, cfg.time_scale) - policy.parse_time(cascade["created_at"])
+    return expired(scenario, index, elapsed.total_seconds(), cfg.time_scale)
 
 
 SEND_ATTEMPTS = 3
@@ -156,7 +181,7 @@ def send_with_retries(adapter: Channel, message: Outgoing) -> Sent:
 def outgoing(store: CascadeStore, cascade: dict[str, Any], index: int, adapter: Channel) -> Outgoing:
     """Step ``index``'s message on ``adapter``, composed as :func:`advance` composes it: for a channel
     that sends a replacement later (WhatsApp's template after a free text refused for the 24 h window)."""
-    scenario = Scenario.model_validate_json(cascade["scenario_json"])
+    scenario = Scenario.model_validate_json(cascade["scenario_json"], context={"stored": True})
     to = adapter.contact(cascade["recipient"]) or ""
     return _compose(store, cascade, scenario, index, to, adapter.max_length, _context(cascade, scenario, index))
 
@@ -179,10 +204,15 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
     step = scenario.steps[index]
     recipient = cascade["recipient"]
     locale = pick_locale(recipient.get("locale"), scenario)
+    # Secret data (an OTP code) is opened only here, only to render; the message carries it.
+    secret = secret_data.open_(cascade)
+    clear = context
+    context = {**context, "data": {**context["data"], **secret}} if secret else context
     try:
         subject, text = render(step, locale, context)
     except Exception as exc:  # a template that cannot render will not render on retry either
-        raise PermanentSendError(f"template: {type(exc).__name__}: {exc}") from exc
+        raise PermanentSendError(secret_data.scrub(f"template: {type(exc).__name__}: {exc}", secret)) from (
+            None if secret else exc)
 
     def remember(token: str, url: str) -> None:
         store.put_link(token, {"url": url, "cascade_id": cascade["cascade_id"], "step": index,
@@ -193,7 +223,7 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
         raise PermanentSendError(f"text is {len(text)} characters, over the channel's limit")
     buttons: list[tuple[str, str]] = [(b.text.get(locale) or b.text.get("en") or next(iter(b.text.values())), b.signal) for b in step.buttons]
     extra: dict[str, Any] = {
-        "recipient": recipient, "data": context["data"],
+        "recipient": recipient, "data": clear["data"],
         "scenario": {"id": scenario.id, "name": scenario.name, "purpose": scenario.purpose},
         "history": [{"step": s["index"], "channel": s["channel"], "status": s["status"], "sent_at": s.get("sent_at")}
                     for s in cascade["steps"][:index]],
@@ -203,7 +233,8 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
         try:
             params = [track_links(render_string(p, context), cascade["api_base"], remember) for p in tpl.params]
         except Exception as exc:
-            raise PermanentSendError(f"template: {type(exc).__name__}: {exc}") from exc
+            raise PermanentSendError(secret_data.scrub(f"template: {type(exc).__name__}: {exc}", secret)) from (
+                None if secret else exc)
         extra["whatsapp_template"] = {"name": tpl.name, "language": tpl.language.get(locale, locale),
                                       "params": params}
     return Outgoing(cascade_id=cascade["cascade_id"], step=index, to=to, text=text, subject=subject, buttons=buttons,

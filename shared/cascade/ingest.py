@@ -7,12 +7,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cascade import aws, signals
+from cascade import aws, secret_data, signals
 from cascade.errors import Conflict, FieldError, ValidationFailed
 from cascade.models import EventIn
 from cascade.observability import logger
 from cascade.planning import body_hash, new_cascade_id, workflow_input
-from cascade.scenarios import CONTACT_FIELD, Scenario, by_trigger, presets, stopped_by
+from cascade.scenario_store import Catalog, Versioned, catalog
+from cascade.scenarios import CONTACT_FIELD, Scenario
 from cascade.settings import settings
 from cascade.store import CascadeStore, default_store, now_iso
 
@@ -28,22 +29,30 @@ def accept(raw: Any, api_base: str, store: CascadeStore | None = None) -> dict[s
     """Handle one posted event. Returns the 202 body."""
     store = store or default_store()
     event = parse_event(raw)
-    scenario = _scenario_for(event)
-    stoppers = stopped_by(event.type)
-    if scenario is None and not stoppers:
+    # Presets, overridden or joined by scenarios saved through the API (one read of the index).
+    scenarios = catalog(store)
+    chosen = _scenario_for(event, scenarios)
+    # A running cascade stops on its own version's events, even if a later save dropped this one
+    # (looked up only for an event that would otherwise be refused).
+    stoppers = bool(scenarios.stopped_by(event.type)) or (chosen is None and _stops_running(event, store))
+    if chosen is None and not stoppers:
         raise FieldError("type", f"no scenario starts or stops on {event.type!r}")
     answer: dict[str, Any] = {}
     if stoppers:
         answer["stopped"] = stop_matching(event, store)
-    if scenario is not None:
-        answer.update(start(event, scenario, raw, api_base, store))
+    if chosen is not None:
+        answer.update(start(event, chosen.scenario, raw, api_base, store, scenario_version=chosen.version))
     return answer
 
 
-def _scenario_for(event: EventIn) -> Scenario | None:
+def _stops_running(event: EventIn, store: CascadeStore) -> bool:
+    return any(event.type in item.get("stop_events", []) for item in store.open_cascades(event.recipient.id))
+
+
+def _scenario_for(event: EventIn, scenarios: Catalog) -> Versioned | None:
     if event.scenario is None:
-        return by_trigger(event.type)
-    scenario = presets().get(event.scenario)
+        return scenarios.by_trigger(event.type)
+    scenario = scenarios.get(event.scenario)
     if scenario is None:
         raise FieldError("scenario", f"unknown scenario {event.scenario!r}")
     return scenario
@@ -62,7 +71,8 @@ def _check_fits(event: EventIn, scenario: Scenario) -> None:
         raise ValidationFailed(problems)
 
 
-def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: CascadeStore) -> dict[str, Any]:
+def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: CascadeStore,
+          scenario_version: int = 0) -> dict[str, Any]:
     # Contacts bound earlier (binding links) fill in what the event does not carry.
     bound = {k: v for k, v in store.contacts(event.recipient.id).items()
              if k in type(event.recipient).model_fields and getattr(event.recipient, k) is None}
@@ -71,16 +81,20 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
     _check_fits(event, scenario)
     cfg = settings()
     cascade_id = new_cascade_id(event.idempotency_key)
-    fingerprint = body_hash(raw)
+    fingerprint = body_hash(raw, scenario.secret_data)
     correlation_value = str(event.data[scenario.correlation])
+    # Secret fields (an OTP code) never reach the table in clear: sealed with KMS, kept apart.
+    data, secret = secret_data.split(event.data, scenario.secret_data)
     now = now_iso()
     cascade = {
         "cascade_id": cascade_id,
         "scenario_id": scenario.id,
         "scenario_json": scenario.model_dump_json(),
+        "scenario_version": scenario_version,  # the cascade finishes on this version, whatever is saved later
         "status": "running",
         "recipient": event.recipient.model_dump(exclude_none=True),
-        "data_json": json.dumps(event.data, ensure_ascii=False),
+        "data_json": json.dumps(data, ensure_ascii=False),
+        "secret_blob": secret_data.seal(cascade_id, secret, cfg.secret_key_arn) if secret else None,
         "event_type": event.type,
         "correlation_value": correlation_value,
         "created_at": now,
@@ -100,7 +114,7 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
             raise Conflict("a request with this idempotency_key is being undone; retry")
         if existing["body_hash"] != fingerprint:
             raise Conflict("idempotency_key was already used with a different event")
-        scenario = Scenario.model_validate_json(existing["scenario_json"])
+        scenario = Scenario.model_validate_json(existing["scenario_json"], context={"stored": True})
         status = existing["status"]
         logger.info("duplicate event", cascade_id=cascade_id)
     try:

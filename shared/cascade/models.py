@@ -129,6 +129,8 @@ class StepView(BaseModel):
 class CascadeView(BaseModel):
     cascade_id: str
     scenario: str
+    scenario_version: int | None = Field(
+        default=None, description="the scenario version the cascade runs on to the end (0: the bundled preset)")
     status: CascadeStatus
     stop_reason: str | None = None
     recipient_id: str
@@ -166,14 +168,55 @@ class ErrorBody(BaseModel):
     details: list[ErrorDetail] = Field(default_factory=list)
 
 
+ChannelName = Literal["email", "sms", "telegram", "whatsapp", "viber", "push", "voice", "operator"]
+
+
+class ConsentIn(BaseModel):
+    """Record the recipient's consent (or refusal) for one channel and purpose. A grant also lifts
+    an opt-out of that channel (a STOP reply, an email unsubscribe)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: ChannelName
+    purpose: Purpose
+    granted: bool = Field(strict=True)
+
+
+class PurposeConsent(BaseModel):
+    granted: bool
+    at: str = Field(description="when it was recorded")
+
+
+class ChannelConsent(BaseModel):
+    opted_out: bool = Field(description="the recipient opted out of this channel: nothing is sent on it")
+    opted_out_at: str | None = None
+    opted_out_via: str | None = Field(default=None, examples=["reply", "unsubscribe_link"],
+                                      description="how: a STOP reply, the email's unsubscribe link")
+    marketing: PurposeConsent | None = None
+    transactional: PurposeConsent | None = None
+
+
+class ConsentView(BaseModel):
+    """What is recorded for a recipient, per channel (channels with nothing recorded are absent).
+    An event's ``recipient.consent`` adds to this for its own cascade only."""
+
+    recipient_id: str
+    channels: dict[ChannelName, ChannelConsent]
+
+
 __all__ = [
     "BindLink",
     "CascadeStarted",
     "CascadeStatus",
     "CascadeView",
     "CascadesStopped",
+    "ChannelConsent",
+    "ChannelName",
+    "ConsentIn",
+    "ConsentView",
     "ErrorBody",
     "EventIn",
+    "PurposeConsent",
     "RecipientIn",
     "SignalIn",
     "StepStatus",

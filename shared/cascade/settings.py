@@ -6,7 +6,7 @@ import os
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class Settings(BaseModel):
@@ -36,12 +36,25 @@ class Settings(BaseModel):
     marketing_daily_cap: int = Field(default=3, ge=0, alias="MARKETING_DAILY_CAP")
     transactional_daily_cap: int = Field(default=0, ge=0, alias="TRANSACTIONAL_DAILY_CAP")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
+    # The KMS key that seals a scenario's secret_data (an OTP code) in the cascade item.
+    secret_key_arn: str = Field(default="", alias="SECRET_KEY_ARN")
     provider_timeout_seconds: float = Field(default=10.0, gt=0, alias="PROVIDER_TIMEOUT_SECONDS")
     # Cascade seconds per real second: 1 on AWS; the local stack speeds time up.
     time_scale: float = Field(default=1.0, gt=0, alias="CASCADE_TIME_SCALE")
     # The local stack may also move its clock (tests start their day at a known hour); 0 on AWS.
     clock_shift_seconds: float = Field(default=0.0, alias="CASCADE_CLOCK_SHIFT_SECONDS")
     max_body_bytes: int = Field(default=256 * 1024, alias="MAX_BODY_BYTES")
+    # Price per message by channel, over the defaults in cascade.prices (JSON object; "" = defaults).
+    prices_json: str = Field(default="", alias="PRICES_JSON")
+    price_currency: str = Field(default="USD", min_length=1, max_length=8, alias="PRICE_CURRENCY")
+
+    @field_validator("prices_json")
+    @classmethod
+    def _prices(cls, value: str) -> str:
+        from cascade.prices import parse_overrides
+
+        parse_overrides(value)  # a bad price table is refused at start, not at the first preview
+        return value
 
 
     def daily_cap(self, purpose: str) -> int | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cascade import aws
+from cascade import aws, consent
 from cascade.channels.base import Signal
 from cascade.errors import Conflict, FieldError, NotFound
 from cascade.observability import logger
@@ -50,6 +50,9 @@ def receive(sig: Signal, store: CascadeStore | None = None) -> str | None:
     if ref is None:
         logger.info("signal for an unknown message", channel=sig.channel, signal=sig.signal)
         return None
+    if consent.stops(sig):  # STOP opts out of the channel; it is not a success reply
+        consent.stop_reply(sig, ref, store)
+        return str(ref["cascade_id"])
     apply(ref["cascade_id"], int(ref["step"]), sig.signal, store, ref.get("provider_message_id"), sig.text)
     return str(ref["cascade_id"])
 
@@ -63,6 +66,8 @@ def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
     if cascade is None:
         return
     channel_name = cascade["steps"][index]["channel"]
+    if json.loads(cascade["scenario_json"]).get("secret_data"):
+        text = None  # a customer may type the code back: such a scenario keeps no replies
     if signal == "failed":
         moved = store.set_step(cascade_id, index, status="failed", reason="provider_reported",
                                only_from=("sent", "delivered"))

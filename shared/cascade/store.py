@@ -14,6 +14,11 @@ one-time binding token                 ``BIND#<token>`` / ``BIND``
 customer's last inbound message        ``IN#<channel>#<hashed contact>`` / ``LAST`` (WhatsApp's 24 h window)
 a channel's circuit breaker            ``CIRCUIT#<channel>`` / ``CIRCUIT``
 messages of a purpose on a local day   ``R#<recipient_id>`` / ``CAP#<purpose>#<yyyy-mm-dd>``
+recipient's consent and opt-outs       ``R#<recipient_id>`` / ``CONSENT`` (attributes ``<channel>#<purpose>``,
+                                       ``<channel>#opted_out_at``, ``<channel>#opted_out_via``)
+email one-click unsubscribe token      ``U#<token>`` / ``U``
+a saved scenario version (immutable)   ``SCN#<scenario_id>`` / ``V#<000001>``
+stored scenarios: id → head version    ``SCENARIOS`` / ``INDEX`` (cascade.scenario_store)
 =====================================  ==============================================
 
 Every change that decides whether a message may go out is a conditional write, so a stop and
@@ -169,10 +174,12 @@ class CascadeStore:
         """Move a running cascade to its final status. Returns the cascade as it was, or None if it
         had already finished (somebody else won)."""
         values = {":running": "running", ":status": status, ":now": now}
-        update = "SET #status = :status, finished_at = :now, updated_at = :now REMOVE task_token"
+        # A finished cascade keeps no sealed secret data (an OTP code): nothing is left to render.
+        update = "SET #status = :status, finished_at = :now, updated_at = :now REMOVE task_token, secret_blob"
         if reason is not None:
             values[":reason"] = reason
-            update = "SET #status = :status, stop_reason = :reason, finished_at = :now, updated_at = :now REMOVE task_token"
+            update = ("SET #status = :status, stop_reason = :reason, finished_at = :now, updated_at = :now "
+                      "REMOVE task_token, secret_blob")
         try:
             resp = self.db.update_item(
                 TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
@@ -320,6 +327,79 @@ class CascadeStore:
                 return False
             raise
         return True
+
+    # -- stored scenarios (cascade.scenario_store) -----------------------------------------------
+
+    def scenario_index(self) -> dict[str, Any]:
+        """The scenario index (``rev``, ``scenarios``: id → head entry); read consistently, so a
+        scenario saved a moment ago already routes the next event."""
+        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": "SCENARIOS", "sk": "INDEX"}),
+                                ConsistentRead=True)
+        return _load(resp.get("Item")) or {"rev": 0, "scenarios": {}}
+
+    def scenario_version(self, scenario_id: str, version: int) -> dict[str, Any] | None:
+        return self._get(f"SCN#{scenario_id}", f"V#{version:06d}")
+
+    def write_scenario_index(self, rev: int, scenarios: dict[str, Any],
+                             version: dict[str, Any] | None = None) -> bool:
+        """Replace the index read at ``rev`` (and add ``version``, an immutable ``scenario_id`` /
+        ``version`` item, in the same transaction). False if somebody else wrote in between."""
+        index = {"pk": "SCENARIOS", "sk": "INDEX", "rev": rev + 1, "scenarios": scenarios}
+        items: list[dict[str, Any]] = [{"Put": {
+            "TableName": self.table, "Item": _dump(index),
+            "ConditionExpression": "attribute_not_exists(pk) OR #rev = :rev",
+            "ExpressionAttributeNames": {"#rev": "rev"}, "ExpressionAttributeValues": _dump({":rev": rev})}}]
+        if version is not None:
+            key = {"pk": f"SCN#{version['scenario_id']}", "sk": f"V#{version['version']:06d}"}
+            items.append({"Put": {"TableName": self.table, "Item": _dump({**key, **version}),
+                                  "ConditionExpression": "attribute_not_exists(pk)"}})
+        try:
+            self.db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    # -- consent (cascade.consent) ------------------------------------------------------------
+
+    def get_consent(self, recipient_id: str) -> dict[str, Any]:
+        """The recipient's recorded grants, refusals and opt-outs (read consistently: an opt-out
+        that just arrived must stop the very next step)."""
+        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": f"R#{recipient_id}", "sk": "CONSENT"}),
+                                ConsistentRead=True)
+        item = _load(resp.get("Item")) or {}
+        return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    def set_consent(self, recipient_id: str, channel: str, purpose: str, granted: bool, at: str) -> None:
+        """Record a grant or a refusal for one channel and purpose; a grant also lifts the
+        channel's opt-out. Kept without expiry: consent is a record, not a cache."""
+        names = {"#g": f"{channel}#{purpose}", "#u": "updated_at"}
+        update = "SET #g = :g, #u = :at"
+        if granted:
+            names.update({"#o": f"{channel}#opted_out_at", "#v": f"{channel}#opted_out_via"})
+            update += " REMOVE #o, #v"
+        self.db.update_item(
+            TableName=self.table, Key=_dump({"pk": f"R#{recipient_id}", "sk": "CONSENT"}),
+            UpdateExpression=update, ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_dump({":g": {"granted": granted, "at": at}, ":at": at}),
+        )
+
+    def set_opt_out(self, recipient_id: str, channel: str, via: str, at: str) -> None:
+        """The recipient opted out of ``channel`` for every purpose (``via``: how they said so)."""
+        self.db.update_item(
+            TableName=self.table, Key=_dump({"pk": f"R#{recipient_id}", "sk": "CONSENT"}),
+            UpdateExpression="SET #o = :at, #v = :via, #u = :at",
+            ExpressionAttributeNames={"#o": f"{channel}#opted_out_at", "#v": f"{channel}#opted_out_via",
+                                      "#u": "updated_at"},
+            ExpressionAttributeValues=_dump({":at": at, ":via": via}),
+        )
+
+    def put_unsubscribe_token(self, token: str, ref: dict[str, Any]) -> None:
+        self._put({"pk": f"U#{token}", "sk": "U", **ref})
+
+    def get_unsubscribe_token(self, token: str) -> dict[str, Any] | None:
+        return self._get(f"U#{token}", "U")
 
     # -- circuit breakers (cascade.circuit) ----------------------------------------------------
 

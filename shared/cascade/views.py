@@ -20,7 +20,8 @@ def cascade_view(cascade_id: str, store: CascadeStore | None = None) -> CascadeV
                  reply=s.get("reply"), not_before=s.get("not_before"))
         for s in item["steps"]
     ]
-    return CascadeView(cascade_id=item["cascade_id"], scenario=item["scenario_id"], status=item["status"],
+    return CascadeView(cascade_id=item["cascade_id"], scenario=item["scenario_id"],
+                       scenario_version=item.get("scenario_version"), status=item["status"],
                        stop_reason=item.get("stop_reason"), recipient_id=item["recipient"]["id"],
                        created_at=item["created_at"], finished_at=item.get("finished_at"), steps=steps)
 

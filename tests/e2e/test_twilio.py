@@ -195,15 +195,18 @@ def test_an_inbound_twilio_reply_stops_delivery_failed(api: Api, twilio: Any, te
     assert twilio.inbound[-1]["from"] == event["recipient"]["phone"] and twilio.inbound[-1]["text"] == text
 
 
-def test_stop_is_a_reply_and_twilio_then_refuses_that_number(api: Api, twilio: Any) -> None:
+def test_stop_opts_out_of_sms_and_twilio_then_refuses_that_number(api: Api, twilio: Any) -> None:
     event = _delivery_failed(locale="en")
     phone = event["recipient"]["phone"]
     cascade_id = api.start(event)
     sms = _sent(api, cascade_id, "sms")
     assert api.simulate(sms["provider_message_id"], "replied", text="STOP").status_code == 200
-    view = wait_for("the stop", lambda: _finished(api, cascade_id))
-    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")
-    # The customer opted out at Twilio: the next cart's SMS is refused for good (21610), the call follows.
+    # Not a success reply: the recipient is opted out of SMS, so the cascade's SMS steps are skipped.
+    view = wait_for("the end", lambda: _finished(api, cascade_id))
+    assert view["status"] == "exhausted" and view["steps"][0]["reason"] == "opted_out"
+    assert (view["steps"][2]["status"], view["steps"][2]["reason"]) == ("skipped", "opted_out")
+    # Twilio opted the number out too: another customer record with that number (no opt-out of
+    # ours) has its SMS refused for good (21610), and the call follows.
     cart = _cart()
     cart["recipient"]["phone"] = phone
     cart_id = api.start(cart)

@@ -28,8 +28,15 @@ def test_locale_falls_back_to_language_then_scenario_default_then_en() -> None:
     delivery = presets()["delivery-failed"]
     assert pick_locale("en", delivery) == "en"
     assert pick_locale("ru-KZ", delivery) == "ru"
-    assert pick_locale("kk", delivery) == "ru"  # scenario default
+    assert pick_locale("de", delivery) == "ru"  # scenario default
     assert pick_locale(None, presets()["abandoned-cart"]) == "en"
+
+
+@pytest.mark.parametrize(("given", "picked"), [("uk", "uk"), ("uk-UA", "uk"), ("kk", "kk"), ("kk-KZ", "kk"),
+                                               ("ru-UA", "ru"), ("en-GB", "en")])
+def test_ukrainian_and_kazakh_recipients_get_their_own_language_in_every_preset(given: str, picked: str) -> None:
+    for scenario in presets().values():
+        assert pick_locale(given, scenario) == picked, scenario.id
 
 
 def test_templates_render_per_locale_and_refuse_missing_data() -> None:

@@ -1,7 +1,9 @@
-"""Email through SES v2 with a configuration set; opens and clicks come back as SES events via SNS."""
+"""Email through SES v2 with a configuration set; opens and clicks come back as SES events via SNS.
+Every email carries a one-click unsubscribe (``List-Unsubscribe`` + ``List-Unsubscribe-Post``, RFC 8058)."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from typing import Any, ClassVar
 
@@ -39,6 +41,17 @@ class EmailChannel(Channel):
         self.from_address = from_address
         self.configuration_set = configuration_set
 
+    def prepare(self, message: Outgoing, store: Any) -> Outgoing:
+        """Give the email its own unsubscribe link (stored once, reused by retries)."""
+        from cascade import consent
+
+        recipient_id = (message.context.get("recipient") or {}).get("id")
+        if not message.api_base or not recipient_id:
+            return message
+        url = consent.unsubscribe_link(message.api_base, str(recipient_id), message.cascade_id, message.step,
+                                       message.locale, store)
+        return dataclasses.replace(message, context={**message.context, "unsubscribe_url": url})
+
     def send(self, message: Outgoing) -> Sent:
         if not self.from_address:
             raise PermanentSendError("email: EMAIL_FROM is not configured")
@@ -53,6 +66,12 @@ class EmailChannel(Channel):
             "EmailTags": [{"Name": "cascade_id", "Value": message.cascade_id},
                           {"Name": "step", "Value": str(message.step)}],
         }
+        if message.context.get("unsubscribe_url"):
+            # Mail clients show an "Unsubscribe" button and POST "List-Unsubscribe=One-Click" to the URL.
+            request["Content"]["Simple"]["Headers"] = [
+                {"Name": "List-Unsubscribe", "Value": f"<{message.context['unsubscribe_url']}>"},
+                {"Name": "List-Unsubscribe-Post", "Value": "List-Unsubscribe=One-Click"},
+            ]
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
         try:

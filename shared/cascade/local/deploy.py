@@ -183,6 +183,15 @@ class Deployer:
         arn = self.c("secretsmanager").create_secret(Name=self._name(logical), SecretString=value)["ARN"]
         self.out.physical[logical] = self.out.arns[logical] = arn
 
+    def _KMS_Key(self, logical: str, p: dict[str, Any]) -> None:
+        kms = self.c("kms")
+        meta = kms.create_key(Description=p.get("Description", ""), KeyUsage=p.get("KeyUsage", "ENCRYPT_DECRYPT"),
+                              KeySpec=p.get("KeySpec", "SYMMETRIC_DEFAULT"),
+                              Policy=json.dumps(p["KeyPolicy"]))["KeyMetadata"]
+        if str(p.get("EnableKeyRotation", "")).lower() == "true":
+            kms.enable_key_rotation(KeyId=meta["KeyId"])
+        self.out.physical[logical], self.out.arns[logical] = meta["KeyId"], meta["Arn"]
+
     def _SNS_Topic(self, logical: str, p: dict[str, Any]) -> None:
         arn = self.c("sns").create_topic(Name=p.get("TopicName") or self._name(logical))["TopicArn"]
         self.out.physical[logical] = self.out.arns[logical] = arn

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from cascade.local import faults, lambdas, template
+from cascade.local import faults, lambdas, mail, template
 from cascade.local.deploy import ACCOUNT, Deployed, deploy
 from cascade.local.httpserver import LoopbackServer, json_answer
 from cascade.local.standin import StandIn, invalid
@@ -90,6 +90,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         lambdas.install()
         faults.install_aws_faults()
+        mail.install()
         faults.FAULTS.timeout_seconds = self.provider_timeout_seconds
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
@@ -312,6 +313,8 @@ class LocalStack:
         for standin in self.standins:
             if any(m["provider_message_id"] == pmid for m in standin.outbox()):
                 return standin.simulate(message, request)
+        if channel == "email" and signal == "unsubscribed":  # the mail client's one-click unsubscribe
+            return mail.one_click(message)
         if channel == "email":
             return self._ses_event(message, signal)
         if channel == "sms":
@@ -325,7 +328,8 @@ class LocalStack:
 
         kinds = {"read": "Open", "clicked": "Click", "delivered": "Delivery", "failed": "Bounce"}
         if signal not in kinds:
-            return json_answer(422, {"error": f"SES reports no {signal!r}; use read, clicked, delivered or failed"})
+            return json_answer(422, {"error": f"SES reports no {signal!r}; use read, clicked, delivered, failed "
+                                            "(or unsubscribed: the mail client's one-click)"})
         assert self.deployed is not None
         topic = next(iter(self.deployed.email_event_topics.values()))
         kind = kinds[signal]

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 CHANNELS = ("email", "sms", "telegram", "whatsapp", "viber", "push", "voice", "operator")
 # The recipient field that holds each channel's address (the operator calls the phone).
@@ -236,6 +236,17 @@ class Scenario(BaseModel):
 
     def data_fields(self) -> list[str]:
         return [self.correlation, *[f for f in self.required_data if f != self.correlation]]
+
+    @model_validator(mode="after")
+    def _messages_fit(self, info: ValidationInfo) -> Scenario:
+        """Every step renders in every locale and fits its channel (see :mod:`cascade.limits`).
+        A scenario stored with a cascade was checked when it was saved: reading it back with
+        ``context={"stored": True}`` skips the rendering."""
+        if not (info.context or {}).get("stored"):
+            from cascade.limits import check
+
+            check(self)
+        return self
 
 
 _HERE = Path(__file__).parent
