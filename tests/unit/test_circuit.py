@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
-from moto import mock_aws
 
 from cascade.circuit import Circuit
 from cascade.store import CascadeStore
 
 
 @pytest.fixture
-def circuit() -> Iterator[Circuit]:
-    with mock_aws():
-        db = boto3.client("dynamodb", region_name="us-east-1")
-        db.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                              {"AttributeName": "sk", "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                   {"AttributeName": "sk", "KeyType": "RANGE"}])
-        yield Circuit(CascadeStore("t", db), threshold=3, cooldown_seconds=60, trial_seconds=30)
+def circuit(store: CascadeStore) -> Circuit:
+    return Circuit(store, threshold=3, cooldown_seconds=60, trial_seconds=30)
 
 
 def test_a_provider_opens_after_failures_in_a_row_and_a_trial_closes_it(circuit: Circuit) -> None:

@@ -4,14 +4,12 @@ unsubscribe headers and link, and test mode ahead of consent in the policy chain
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from cascade import consent, policy
 from cascade.channels.base import Outgoing, Signal
@@ -22,18 +20,6 @@ from cascade.scenarios import AllowList, presets
 from cascade.store import CascadeStore
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-
-
-@pytest.fixture
-def store() -> Iterator[CascadeStore]:
-    with mock_aws():
-        db = boto3.client("dynamodb", region_name="us-east-1")
-        db.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                              {"AttributeName": "sk", "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                   {"AttributeName": "sk", "KeyType": "RANGE"}])
-        yield CascadeStore("t", db)
 
 
 GRANTED = {"granted": True, "at": "2026-11-23T10:00:00Z"}

@@ -3,29 +3,14 @@ scenarios in versions, trigger routing from one index item, and 422s that name t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from cascade import scenario_store
 from cascade.errors import Conflict, FieldError, NotFound, ValidationFailed
 from cascade.scenarios import Scenario, presets
 from cascade.store import CascadeStore
-
-
-@pytest.fixture
-def store() -> Iterator[CascadeStore]:
-    with mock_aws():
-        db = boto3.client("dynamodb", region_name="us-east-1")
-        db.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                              {"AttributeName": "sk", "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                   {"AttributeName": "sk", "KeyType": "RANGE"}])
-        yield CascadeStore("t", db)
 
 
 def custom(**changes: Any) -> dict[str, Any]:
