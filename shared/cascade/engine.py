@@ -65,7 +65,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
             reasons.append("provider_down")
             continue
         decision = policy.decide(policy.StepContext(cascade, scenario, step, index, candidate, clock, store,
-                                                    was_deferred))
+                                                    was_deferred, settings().time_scale))
         if decision.action == "skip":
             reasons.append(decision.reason or "policy")
             continue

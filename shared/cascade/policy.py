@@ -58,6 +58,7 @@ class StepContext:
     now: datetime  # the cascade's clock
     store: CascadeStore
     deferred_before: bool  # the step already waited once (for its schedule or a policy)
+    time_scale: float = 1.0  # cascade seconds per real second (the local stack runs faster)
 
     @property
     def recipient(self) -> dict[str, Any]:
@@ -108,9 +109,7 @@ def schedule(ctx: StepContext) -> Decision | None:
         return Decision("skip", "no_time")  # the event carried no usable timestamp for it
     if ctx.now < due:
         return Decision("defer", "scheduled", due)
-    from cascade.settings import settings
-
-    on_time = max(ON_TIME_SECONDS, ON_TIME_REAL_SECONDS * settings().time_scale)
+    on_time = max(ON_TIME_SECONDS, ON_TIME_REAL_SECONDS * ctx.time_scale)
     if not ctx.deferred_before and (ctx.now - due).total_seconds() > on_time:
         return Decision("skip", "past")
     return None
