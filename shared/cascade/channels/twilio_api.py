@@ -11,7 +11,7 @@ from typing import Any
 from twilio.request_validator import RequestValidator
 
 from cascade import http
-from cascade.channels.base import http_call
+from cascade.channels.base import Channel, http_call
 from cascade.errors import PermanentSendError, RetryableSendError
 
 API_VERSION = "2010-04-01"
@@ -103,5 +103,18 @@ def twiml_answer(twiml: str) -> dict[str, Any]:
     return http.respond_text(200, twiml, "text/xml; charset=utf-8")
 
 
-__all__ = ["API_VERSION", "SIGNATURE_HEADER", "TwilioApi", "auth_token", "forbidden", "send_error", "twiml_answer",
+class TwilioChannel(Channel):
+    """What the robot call and Twilio SMS share: the account, and the number they come from."""
+
+    def __init__(self, api: TwilioApi, from_number: str) -> None:
+        self.api = api
+        self.from_number = from_number
+
+    def sender(self, what: str) -> str:
+        if not self.from_number:
+            raise PermanentSendError(f"{what}: TWILIO_FROM_NUMBER is not configured")
+        return self.from_number
+
+
+__all__ = ["API_VERSION", "SIGNATURE_HEADER", "TwilioApi", "TwilioChannel", "auth_token", "forbidden", "send_error", "twiml_answer",
            "verified_params"]

@@ -8,27 +8,22 @@ from typing import Any, ClassVar
 
 from twilio.twiml.messaging_response import MessagingResponse
 
-from cascade.channels.base import Channel, Outgoing, Sent, Signal
-from cascade.channels.twilio_api import TwilioApi, auth_token, forbidden, twiml_answer, verified_params
-from cascade.errors import FieldError, PermanentSendError
+from cascade.channels.base import Outgoing, Sent, Signal
+from cascade.channels.twilio_api import TwilioApi, TwilioChannel, auth_token, forbidden, twiml_answer, verified_params
+from cascade.errors import FieldError
 
 WEBHOOK_PATH = "/webhooks/twilio/sms"
 FAILED_STATUSES = frozenset({"undelivered", "failed"})
 
 
-class TwilioSmsChannel(Channel):
+class TwilioSmsChannel(TwilioChannel):
     name: ClassVar[str] = "sms"
     max_length: ClassVar[int] = 1600  # Twilio refuses longer bodies (21617)
 
-    def __init__(self, api: TwilioApi, from_number: str) -> None:
-        self.api = api
-        self.from_number = from_number
-
     def send(self, message: Outgoing) -> Sent:
-        if not self.from_number:
-            raise PermanentSendError("twilio messages: TWILIO_FROM_NUMBER is not configured")
+        sender = self.sender("twilio messages")
         created = self.api.create("Messages", {
-            "To": message.to, "From": self.from_number, "Body": message.text,
+            "To": message.to, "From": sender, "Body": message.text,
             "StatusCallback": f"{message.api_base.rstrip('/')}{WEBHOOK_PATH}",
         }, "twilio messages")
         return Sent(provider_message_id=str(created["sid"]))

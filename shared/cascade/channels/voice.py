@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from cascade.channels.base import Channel, Outgoing, Sent, Signal
-from cascade.channels.twilio_api import TwilioApi, auth_token, forbidden, twiml_answer, verified_params
-from cascade.errors import FieldError, PermanentSendError
+from cascade.channels.base import Outgoing, Sent, Signal
+from cascade.channels.twilio_api import TwilioApi, TwilioChannel, auth_token, forbidden, twiml_answer, verified_params
+from cascade.errors import FieldError
 
 WEBHOOK_PATH = "/webhooks/twilio/voice"
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
@@ -57,20 +57,15 @@ def twiml(text: str, locale: str, webhook_url: str) -> str:
     return str(response.to_xml(xml_declaration=False))
 
 
-class VoiceChannel(Channel):
+class VoiceChannel(TwilioChannel):
     name: ClassVar[str] = "voice"
     max_length: ClassVar[int] = 1000  # about a minute of speech: a call, not a letter
 
-    def __init__(self, api: TwilioApi, from_number: str) -> None:
-        self.api = api
-        self.from_number = from_number
-
     def send(self, message: Outgoing) -> Sent:
-        if not self.from_number:
-            raise PermanentSendError("twilio calls: TWILIO_FROM_NUMBER is not configured")
+        sender = self.sender("twilio calls")
         hook = f"{message.api_base.rstrip('/')}{WEBHOOK_PATH}"
         call = self.api.create("Calls", {
-            "To": message.to, "From": self.from_number, "Twiml": twiml(message.text, message.locale, hook),
+            "To": message.to, "From": sender, "Twiml": twiml(message.text, message.locale, hook),
             "StatusCallback": hook, "StatusCallbackEvent": list(STATUS_EVENTS), "StatusCallbackMethod": "POST",
         }, "twilio calls")
         return Sent(provider_message_id=str(call["sid"]))

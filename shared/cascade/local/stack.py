@@ -63,6 +63,7 @@ class LocalStack:
         self.deployed: Deployed | None = None
         self.routes: list[tuple[str, re.Pattern[str], str, str]] = []
         self._refs: dict[str, dict[str, Any]] = {}
+        self._carriers: dict[str, StandIn] = {}  # provider message id → the stand-in that delivered it
         self.standins: list[StandIn] = []
         for spec in STANDINS:
             module, _, cls = spec.partition(":")
@@ -272,6 +273,7 @@ class LocalStack:
             found.append(self._entry(store, "sms", mid, phone, None, text))
         for standin in self.standins:
             for m in standin.outbox():
+                self._carriers[m["provider_message_id"]] = standin
                 found.append(self._entry(store, m["channel"], m["provider_message_id"], m["to"], m.get("subject"),
                                          m["text"]))
         found.sort(key=lambda m: m["sent_at"] or "")
@@ -310,9 +312,9 @@ class LocalStack:
             resp = httpx.get(tracked.group(0), follow_redirects=False, timeout=30)
             return json_answer(200, {"ok": resp.status_code == 302, "channel": channel, "signal": signal,
                                      "location": resp.headers.get("location")})
-        for standin in self.standins:
-            if any(m["provider_message_id"] == pmid for m in standin.outbox()):
-                return standin.simulate(message, request)
+        carrier = self._carriers.get(pmid)  # filled by the outbox() call above
+        if carrier is not None:
+            return carrier.simulate(message, request)
         if channel == "email" and signal == "unsubscribed":  # the mail client's one-click unsubscribe
             return mail.one_click(message)
         if channel == "email":
