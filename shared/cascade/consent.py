@@ -38,6 +38,9 @@ PURPOSES = ("transactional", "marketing")
 # ignored) opts out of the channel it came on. "/stop" is Telegram's command.
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "стоп", "отписаться", "/stop"})
 # Channels on which customers type replies.
+# A reply that is one of these lifts the channel's opt-out (Twilio's own START keywords are also
+# marked ``OptOutType=START``). Recorded grants and refusals stay as they were.
+START_WORDS = frozenset({"start", "unstop", "старт"})
 TEXT_CHANNELS = ("sms", "whatsapp", "viber", "telegram")
 # Steps whose message the workflow is still waiting on.
 WAITING = ("sent", "delivered", "read", "clicked", "replied")
@@ -128,6 +131,24 @@ def stops(sig: Signal) -> bool:
     if sig.signal != "replied" or sig.channel not in TEXT_CHANNELS:
         return False
     return is_stop(sig.text) or sig.detail.get("opt_out") == "STOP"
+
+
+def starts(sig: Signal) -> bool:
+    """Whether a provider's signal is the customer opting back in by reply (START, UNSTOP, СТАРТ)."""
+    if sig.signal != "replied" or sig.channel not in TEXT_CHANNELS:
+        return False
+    word = (sig.text or "").strip().rstrip(".!").strip().casefold()
+    return word in START_WORDS or sig.detail.get("opt_out") == "START"
+
+
+def start_reply(sig: Signal, ref: dict[str, Any], store: CascadeStore) -> None:
+    """The customer replied START: the channel's opt-out is lifted for later steps. The reply is
+    not a success reply to the message it answered."""
+    cascade = store.get(str(ref["cascade_id"]))
+    if cascade is None:
+        return
+    store.clear_opt_out(str(ref.get("recipient_id") or cascade["recipient"]["id"]), sig.channel, now_iso())
+    logger.info("opted back in", channel=sig.channel, via="reply", cascade_id=cascade["cascade_id"])
 
 
 def stop_reply(sig: Signal, ref: dict[str, Any], store: CascadeStore) -> None:

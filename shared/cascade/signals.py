@@ -53,6 +53,9 @@ def receive(sig: Signal, store: CascadeStore | None = None) -> str | None:
     if consent.stops(sig):  # STOP opts out of the channel; it is not a success reply
         consent.stop_reply(sig, ref, store)
         return str(ref["cascade_id"])
+    if consent.starts(sig):  # START lifts the opt-out; it is not a success reply either
+        consent.start_reply(sig, ref, store)
+        return str(ref["cascade_id"])
     apply(ref["cascade_id"], int(ref["step"]), sig.signal, store, ref.get("provider_message_id"), sig.text)
     return str(ref["cascade_id"])
 

@@ -395,6 +395,16 @@ class CascadeStore:
             ExpressionAttributeValues=_dump({":at": at, ":via": via}),
         )
 
+    def clear_opt_out(self, recipient_id: str, channel: str, at: str) -> None:
+        """The recipient opted back in to ``channel`` (a START reply): recorded grants and refusals stay."""
+        self.db.update_item(
+            TableName=self.table, Key=_dump({"pk": f"R#{recipient_id}", "sk": "CONSENT"}),
+            UpdateExpression="SET #u = :at REMOVE #o, #v",
+            ExpressionAttributeNames={"#o": f"{channel}#opted_out_at", "#v": f"{channel}#opted_out_via",
+                                      "#u": "updated_at"},
+            ExpressionAttributeValues=_dump({":at": at}),
+        )
+
     def put_unsubscribe_token(self, token: str, ref: dict[str, Any]) -> None:
         self._put({"pk": f"U#{token}", "sk": "U", **ref})
 

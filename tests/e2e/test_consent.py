@@ -165,6 +165,22 @@ def test_stop_by_sms_opts_out_of_sms_moves_the_cascade_on_at_once_until_consent_
     _cancel(api, again)
 
 
+def test_a_start_reply_lifts_the_sms_opt_out_and_is_not_a_success(api: Api) -> None:
+    rid, phone = _rid(), _phone()
+    cascade_id = api.start(_delivery_failed({"id": rid, "phone": phone}))
+    first = _sent(api, cascade_id, "sms")[0]
+    assert api.simulate(first["provider_message_id"], "replied", text="STOP").status_code == 200
+    wait_for("the opt-out", lambda: _consent(api, rid).get("sms", {}).get("opted_out"))
+    assert api.simulate(first["provider_message_id"], "replied", text="Start").status_code == 200
+    wait_for("the opt-out lifted", lambda: not _consent(api, rid).get("sms", {}).get("opted_out"))
+    view = api.cascade(cascade_id)
+    assert view["status"] != "succeeded" and view["steps"][0]["status"] != "replied"
+    _cancel(api, cascade_id)
+    again = api.start(_delivery_failed({"id": rid, "phone": phone}))
+    assert _sent(api, again, "sms")
+    _cancel(api, again)
+
+
 def test_an_opt_out_wins_over_the_consent_the_event_carries(api: Api) -> None:
     rid, phone = _rid(), _phone()
     first = api.start(_delivery_failed({"id": rid, "phone": phone}))

@@ -179,18 +179,23 @@ def test_forged_or_unsigned_callbacks_are_refused_and_change_nothing(api: Api, s
     assert wait_for("the cascade to stop", lambda: api.cascade(cascade_id)["stop_reason"] == "read")
 
 
-def test_a_user_who_unsubscribes_fails_the_waiting_step_and_later_sends_fail_at_once(api: Api, stack: Any) -> None:
+def test_a_user_who_unsubscribes_is_opted_out_of_viber_and_later_reminders_skip_it(api: Api, stack: Any) -> None:
     uid = _subscriber(stack)
-    cascade_id = api.start(_visit(uid))
+    rid = f"patient-{uuid.uuid4().hex[:8]}"
+    cascade_id = api.start(_visit(uid, id=rid))
     _sent(api, cascade_id, "viber")
     assert stack.standin("viber").unsubscribe(uid).status_code == 200
-    _sent(api, cascade_id, "email")
-    assert api.cascade(cascade_id)["steps"][0]["status"] == "failed"
+    _sent(api, cascade_id, "email")  # the cascade moved on at once
+    step = api.cascade(cascade_id)["steps"][0]
+    assert step["status"] == "sent" and step["reason"] == "opted_out"
+    viber = api.http.get(f"/v1/recipients/{rid}/consent").json()["channels"]["viber"]
+    assert viber["opted_out"] is True and viber["opted_out_via"] == "unsubscribed"
     _cancel(api, cascade_id)
-    # A later reminder to the same user: Viber refuses (status 6) and email goes out at once.
-    later = api.start(_visit(uid))
+    # A later reminder to the same patient does not try Viber at all: email goes out at once.
+    later = api.start(_visit(uid, id=rid))
     _sent(api, later, "email")
-    assert "receiverNotSubscribed" in api.cascade(later)["steps"][0]["reason"]
+    assert api.cascade(later)["steps"][0]["status"] == "skipped"
+    assert api.cascade(later)["steps"][0]["reason"] == "opted_out"
     assert [m["channel"] for m in api.outbox(later)] == ["email"]
     _cancel(api, later)
 

@@ -93,7 +93,7 @@ def test_conversation_started_carries_the_binding_token_and_the_user() -> None:
 
 def test_unsubscribed_names_the_user_who_left() -> None:
     event = _parsed("webhooks-viber-unsubscribed.json")
-    assert event.user_id == "01234567890A=" and to_signal(event) is None  # handled on its own: see fail_waiting
+    assert event.user_id == "01234567890A=" and to_signal(event) is None  # handled on its own: see opt_out
 
 
 def test_set_webhooks_check_is_no_signal() -> None:

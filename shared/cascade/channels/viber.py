@@ -231,8 +231,7 @@ def handle(event: Event, sender_name: str) -> dict[str, Any]:
     if event.event == "unsubscribed":
         assert event.user_id is not None
         logger.info("viber user unsubscribed", user=mask(event.user_id))
-        fail_waiting(Signal(channel="viber", signal="failed", provider_message_id=None, chat_id=event.user_id,
-                            detail={"reason": "unsubscribed"}))
+        opt_out(event.user_id)
         return ok
     signal = to_signal(event)
     if signal is not None:
@@ -242,20 +241,24 @@ def handle(event: Event, sender_name: str) -> dict[str, Any]:
     return ok
 
 
-def fail_waiting(sig: Signal) -> None:
-    """The user left: the last message sent to them fails, if its cascade is still waiting on it."""
-    from cascade import signals
+def opt_out(user_id: str) -> None:
+    """The user left the bot: an opt-out of Viber for the recipient we last wrote to there (every
+    purpose, until consent is granted again). The message they left on keeps its status with reason
+    ``opted_out`` and a cascade waiting on it moves on at once."""
+    from cascade import consent, signals
     from cascade.store import default_store
 
     store = default_store()
-    ref = signals.locate(sig, store)
+    ref = signals.locate(Signal(channel="viber", signal="failed", provider_message_id=None, chat_id=user_id), store)
     if ref is None:
         return
     cascade = store.get(str(ref["cascade_id"]))
-    if cascade and cascade["status"] == "running" and cascade.get("current_step") == int(ref["step"]):
-        signals.apply(str(ref["cascade_id"]), int(ref["step"]), "failed", store, ref.get("provider_message_id"))
+    if cascade is None:
+        return
+    consent.opt_out(str(ref.get("recipient_id") or cascade["recipient"]["id"]), "viber", "unsubscribed", store,
+                    cascade=cascade, step=int(ref["step"]), provider_message_id=ref.get("provider_message_id"))
 
 
 __all__ = ["AUTH_HEADER", "SIGNATURE_HEADER", "STATUS_NAMES", "Event", "ViberChannel", "build", "check_signature",
-           "fail_waiting", "handle", "keyboard", "parse_event", "signature", "status_error", "to_signal", "webhook",
+           "handle", "keyboard", "opt_out", "parse_event", "signature", "status_error", "to_signal", "webhook",
            "welcome"]
