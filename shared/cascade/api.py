@@ -4,19 +4,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from cascade import binding, consent, scenario_store, signals, views
+from cascade import binding, consent, dashboard, outbound, reports, scenario_store, signals, views
 from cascade.aws import secret
 from cascade.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
+from cascade.forecast import ForecastIn, ForecastView, scenario_forecast
 from cascade.http import HttpError, base_url, check_api_key, json_body
 from cascade.models import (
     BindLink,
+    CascadeList,
     CascadesStopped,
     CascadeStarted,
     CascadeView,
@@ -24,15 +27,20 @@ from cascade.models import (
     ConsentView,
     ErrorBody,
     EventIn,
+    ScenarioReport,
     SignalIn,
     Timeline,
+    WebhookIn,
+    WebhookView,
 )
 from cascade.preview import PreviewIn, PreviewView, preview
 from cascade.scenario_store import ScenarioList, StoredScenario
 from cascade.scenarios import Scenario
 from cascade.settings import settings
 
-PUBLIC = {"/openapi.json", "/docs"}
+CASCADE_STATUSES = "^(running|succeeded|exhausted|cancelled|expired)$"
+PUBLIC = {"/openapi.json", "/docs", "/dashboard"}
+PUBLIC_PREFIX = "/dashboard/"  # the page's script and styles: it asks for the key itself
 
 _DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>Cascade API</title>
 <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
@@ -55,7 +63,7 @@ def build_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
 
     def require_key(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
-        if app.current_event.path not in PUBLIC:
+        if app.current_event.path not in PUBLIC and not app.current_event.path.startswith(PUBLIC_PREFIX):
             check_api_key(app.current_event.headers, secret(settings().api_key_secret_arn).get("api_key", ""))
         return next_middleware(app)
 
@@ -78,6 +86,31 @@ def build_app() -> APIGatewayHttpResolver:
     def bind_link(recipient_id: str, channel: str) -> BindLink:
         return BindLink.model_validate(binding.deep_link(recipient_id, channel))
 
+    @app.get("/v1/cascades", summary="A scenario's recent cascades (last 7 days), newest first")
+    def list_cascades(scenario: Annotated[str, Query(min_length=1, max_length=64)],
+                      status: Annotated[str | None, Query(pattern=CASCADE_STATUSES)] = None,
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50) -> CascadeList:
+        return views.recent(scenario, status, limit)
+
+    @app.get("/v1/reports/scenarios/<scenario_id>",
+             summary="A scenario's funnel per step and channel, totals, cost, and step 1 alone; ?format=csv",
+             responses={200: {"description": "The report (JSON, or CSV with format=csv)",
+                              "content": {"text/csv": {}}},
+                        404: _error("No such scenario"), 422: _error("from/to are not dates, or out of order")})
+    def scenario_report(scenario_id: str, from_: Annotated[str | None, Query(alias="from")] = None,
+                        to: Annotated[str | None, Query()] = None,
+                        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+                        ) -> Response[ScenarioReport | str]:
+        if scenario_store.get(scenario_id) is None:
+            raise NotFound(f"no scenario {scenario_id!r}")
+        start, end = reports.day_range(from_, to)
+        report = reports.scenario_report(scenario_id, start, end)
+        if format == "csv":
+            return Response(status_code=200, content_type="text/csv; charset=utf-8", body=reports.report_csv(report),
+                            headers={"Content-Disposition": f'attachment; filename="{scenario_id}-{start}-{end}.csv"'})
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                        body=ScenarioReport.model_validate(report))
+
     @app.get("/v1/recipients/<recipient_id>/timeline", summary="Every touch of a recipient across cascades")
     def get_timeline(recipient_id: str) -> Timeline:
         return views.timeline(recipient_id)
@@ -99,6 +132,11 @@ def build_app() -> APIGatewayHttpResolver:
         if found is None:
             raise NotFound(f"no scenario {scenario_id!r}")
         return preview(found.scenario, body, base_url(app.current_event.raw_event, settings().public_base_url))
+
+    @app.post("/v1/scenarios/<scenario_id>/forecast",
+              summary="Expected sends, reach, cost and time to success for an audience, vs the first channel alone")
+    def forecast_scenario(scenario_id: str, body: ForecastIn) -> ForecastView:
+        return scenario_forecast(scenario_id, body)
 
     # -- scenarios: presets are the defaults; a PUT saves a new version (running cascades keep theirs)
 
@@ -133,6 +171,24 @@ def build_app() -> APIGatewayHttpResolver:
         scenario_store.delete(scenario_id)
         return Response(status_code=204, body=None)
 
+    # -- outbound events for the business's CRM (cascade.outbound): one registration
+
+    @app.put("/v1/webhooks", summary="Register the URL and secret the CRM events are POSTed to (signed)",
+             responses={422: _error("Invalid: details name the field (url, secret, events)")})
+    def put_webhook(body: WebhookIn) -> WebhookView:
+        return outbound.register(body)
+
+    @app.get("/v1/webhooks", summary="The registered CRM webhook (the secret is never shown)",
+             responses={404: _error("No webhook is registered")})
+    def get_webhook() -> WebhookView:
+        return outbound.registration()
+
+    @app.delete("/v1/webhooks", summary="Stop sending CRM events",
+                responses={204: {"description": "Removed (or there was none)", "content": {}}})
+    def delete_webhook() -> Response[None]:
+        outbound.unregister()
+        return Response(status_code=204, body=None)
+
     @app.get("/openapi.json", include_in_schema=False)
     def openapi():  # a Response annotation would enter the schema
         return _json(200, openapi_document(app))
@@ -140,6 +196,14 @@ def build_app() -> APIGatewayHttpResolver:
     @app.get("/docs", include_in_schema=False)
     def docs():  # same: no return annotation
         return Response(status_code=200, content_type="text/html; charset=utf-8", body=_DOCS)
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard_page():  # same: no return annotation
+        return dashboard.response("index.html")
+
+    @app.get("/dashboard/<name>", include_in_schema=False)
+    def dashboard_file(name: str):
+        return dashboard.response(name)
 
     @app.exception_handler(Unauthorized)
     def unauthorized(exc: Unauthorized) -> Response:

@@ -21,7 +21,7 @@ import html
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from cascade import aws
+from cascade import aws, facts
 from cascade.errors import FieldError
 from cascade.models import ConsentIn, ConsentView
 from cascade.observability import logger
@@ -177,11 +177,8 @@ def opt_out(recipient_id: str, channel: str, via: str, store: CascadeStore | Non
         status = cascade["steps"][step]["status"]
         store.set_step(cascade["cascade_id"], step, status=status, only_from=(status,), reason="opted_out",
                        reply=text)
-        store.put_touch(recipient_id, {
-            "at": at, "cascade_id": cascade["cascade_id"], "scenario": cascade["scenario_id"], "step": step,
-            "channel": channel, "kind": "signal", "status": "opted_out", "provider_message_id": provider_message_id,
-            "text": text,
-        })
+        store.put_touch(recipient_id, facts.touch(cascade, step, channel, "signal", "opted_out", at=at,
+                                                  provider_message_id=provider_message_id, text=text))
     logger.info("opted out", channel=channel, via=via, cascade_id=cascade["cascade_id"] if cascade else None)
     return move_on(recipient_id, channel, store)
 

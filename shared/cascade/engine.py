@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cascade import aws, policy, secret_data
+from cascade import aws, facts, policy, secret_data
 from cascade.channels import Channel, Outgoing, Sent, channel
 from cascade.circuit import CircuitState, default_circuit
 from cascade.errors import PermanentSendError, RetryableSendError
@@ -119,7 +119,8 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     store.put_message(adapter.name, sent.provider_message_id, ref)
     chat = sent.chat_id if adapter.name == "telegram" and sent.chat_id else hashed(to)
     store.put_last_chat_message(adapter.name, chat, {**ref, "provider_message_id": sent.provider_message_id})
-    _touch(store, cascade, index, adapter.name, "sent", "sent", sent.provider_message_id, at=now)
+    _touch(store, cascade, index, adapter.name, "sent", "sent", sent.provider_message_id, at=now,
+           **facts.sent(adapter, message, bool(scenario.secret_data)))
     logger.info("step sent", provider_message_id=sent.provider_message_id, to=mask(to), **log)
     return "sent"
 
@@ -242,12 +243,10 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
 
 
 def _touch(store: CascadeStore, cascade: dict[str, Any], index: int, channel_name: str, kind: str, status: str,
-           provider_message_id: str | None = None, at: str | None = None) -> None:
-    store.put_touch(cascade["recipient"]["id"], {
-        "at": at or now_iso(), "cascade_id": cascade["cascade_id"], "scenario": cascade["scenario_id"],
-        "step": index, "channel": channel_name, "kind": kind, "status": status,
-        "provider_message_id": provider_message_id,
-    })
+           provider_message_id: str | None = None, at: str | None = None, **extra: Any) -> None:
+    store.put_touch(cascade["recipient"]["id"], facts.touch(
+        cascade, index, channel_name, kind, status, at=at or now_iso(), provider_message_id=provider_message_id,
+        **extra))
 
 
 __all__ = ["advance"]

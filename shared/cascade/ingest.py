@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cascade import aws, secret_data, signals
+from cascade import adaptive, aws, secret_data, signals
 from cascade.errors import Conflict, FieldError, ValidationFailed
 from cascade.models import EventIn
 from cascade.observability import logger
@@ -81,6 +81,9 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
     _check_fits(event, scenario)
     cfg = settings()
     cascade_id = new_cascade_id(event.idempotency_key)
+    # Adaptive order (opt-in): the channel this recipient reacts on first, unless in the holdout.
+    adapted = adaptive.plan(cascade_id, scenario, event.recipient.model_dump(), store)
+    scenario = adapted.scenario
     fingerprint = body_hash(raw, scenario.secret_data)
     correlation_value = str(event.data[scenario.correlation])
     # Secret fields (an OTP code) never reach the table in clear: sealed with KMS, kept apart.
@@ -103,6 +106,11 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         "body_hash": fingerprint,
         "idempotency_key": event.idempotency_key,
         "steps": [{"index": i, "channel": s.channel, "status": "pending"} for i, s in enumerate(scenario.steps)],
+        # Reports and the dashboard's live list find cascades by scenario and start day.
+        "recipient_id": event.recipient.id,
+        "sd": f"{scenario.id}#{now[:10]}",
+        "sdk": f"C#{now}#{cascade_id}",
+        **adapted.fields,  # arm, adapted_from_channel, step_order
     }
     open_index = {"cascade_id": cascade_id, "scenario_id": scenario.id, "correlation_key": scenario.correlation,
                   "correlation_value": correlation_value, "stop_events": scenario.stop_events, "created_at": now}

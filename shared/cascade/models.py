@@ -137,6 +137,12 @@ class CascadeView(BaseModel):
     created_at: str
     finished_at: str | None = None
     steps: list[StepView]
+    arm: Literal["adaptive", "holdout"] | None = Field(
+        default=None, description="adaptive order: this cascade's arm (holdout keeps the static order)")
+    adapted_from_channel: str | None = Field(
+        default=None, description="adaptive order: the recipient's favourite channel, whose step was moved first")
+    step_order: list[int] | None = Field(
+        default=None, description="adaptive order: the scenario's step indices in the order this cascade runs them")
 
 
 class Touch(BaseModel):
@@ -151,11 +157,91 @@ class Touch(BaseModel):
     status: str
     provider_message_id: str | None = None
     text: str | None = Field(default=None, description="what the customer replied (replies and key presses)")
+    summary: str | None = Field(default=None, description="the start of the message sent (none for OTP scenarios)")
+    provider: str | None = None
+    parts: int | None = Field(default=None, description="SMS parts (1 for other channels)")
+    cost: float | None = Field(default=None, description="what the message cost, in the report currency")
+
+
+class ReactsOn(BaseModel):
+    channel: str | None = Field(description="the channel this customer reacts on most (ties: the latest)")
+    counts: dict[str, int] = Field(description="reactions (read, click, reply, confirm) per channel")
+    last_channel: str | None = None
+    last_at: str | None = None
 
 
 class Timeline(BaseModel):
     recipient_id: str
     touches: list[Touch]
+    reacts_on: ReactsOn
+    cost: float = Field(description="what every message to this customer cost")
+    currency: str
+
+
+class ReportStep(BaseModel):
+    index: int
+    channel: str
+    sent: int
+    delivered: int
+    read: int
+    clicked: int
+    replied: int
+    confirmed: int
+    failed: int
+    skipped: int
+    suppressed: int = Field(description="held back by a policy: test mode, no consent, opt-out, frequency cap")
+    successes: int = Field(description="cascades whose success came from this step's message")
+    parts: int
+    cost: float
+
+
+class ReportTotals(BaseModel):
+    cascades: int
+    reached: int = Field(description="cascades where the customer reacted (read, click, reply, confirm) or succeeded")
+    reach: float
+    successes: int = Field(description="cascades that ended succeeded")
+    success_rate: float
+    cost: float
+    cost_per_success: float | None
+    median_time_to_success_s: int | None = None
+
+
+class ReportBaseline(BaseModel):
+    channel: str | None
+    sent: int
+    successes: int
+    reach: float = Field(description="step 1's successes / cascades: what a single-channel mailing achieved")
+    cost: float
+    cost_per_success: float | None
+
+
+class ScenarioReport(BaseModel):
+    scenario: str
+    from_: str = Field(alias="from", serialization_alias="from")
+    to: str
+    currency: str
+    totals: ReportTotals
+    steps: list[ReportStep]
+    baseline: ReportBaseline
+    ended: dict[str, int] = Field(description="cascades by how they ended")
+    adaptive: dict[str, dict[str, float | int | None]] | None = Field(
+        default=None, description="adaptive order: the adaptive arm, the holdout and the uplift")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class CascadeSummary(BaseModel):
+    cascade_id: str
+    scenario: str
+    status: str
+    recipient_id: str | None = None
+    created_at: str
+    finished_at: str | None = None
+    arm: str | None = None
+
+
+class CascadeList(BaseModel):
+    cascades: list[CascadeSummary]
 
 
 class ErrorDetail(BaseModel):
@@ -204,10 +290,58 @@ class ConsentView(BaseModel):
     channels: dict[ChannelName, ChannelConsent]
 
 
+OutboundEventType = Literal["cascade.started", "step.sent", "signal", "cascade.finished"]
+OUTBOUND_EVENT_TYPES: tuple[OutboundEventType, ...] = ("cascade.started", "step.sent", "signal", "cascade.finished")
+
+
+class WebhookIn(BaseModel):
+    """Where the service POSTs its events (cascade.outbound): one registration per deployment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, examples=["https://crm.example.com/hooks/cascade"],
+                     description="https; plain http only to 127.0.0.1 or localhost")
+    secret: str = Field(min_length=16, max_length=256, description="signs every delivery (HMAC-SHA256); never shown")
+    events: list[OutboundEventType] = Field(default_factory=lambda: list(OUTBOUND_EVENT_TYPES), min_length=1,
+                                            description="the event types to send (default: all)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value.strip())
+            host = parts.hostname
+            parts.port  # noqa: B018 - a bad port raises here
+        except ValueError as exc:
+            raise ValueError("is not a URL") from exc
+        if parts.scheme not in ("https", "http") or not host:
+            raise ValueError("must be an absolute https:// URL")
+        if parts.scheme == "http" and host not in ("127.0.0.1", "localhost"):
+            raise ValueError("must use https (plain http only to 127.0.0.1 or localhost)")
+        return value.strip()
+
+    @field_validator("events")
+    @classmethod
+    def _unique(cls, value: list[OutboundEventType]) -> list[OutboundEventType]:
+        return [t for t in OUTBOUND_EVENT_TYPES if t in value]  # each once, in the canonical order
+
+
+class WebhookView(BaseModel):
+    url: str
+    events: list[OutboundEventType]
+    secret_set: bool = Field(description="a secret is stored (it is never shown)")
+    updated_at: str
+
+
 __all__ = [
+    "OUTBOUND_EVENT_TYPES",
     "BindLink",
+    "CascadeList",
     "CascadeStarted",
     "CascadeStatus",
+    "CascadeSummary",
     "CascadeView",
     "CascadesStopped",
     "ChannelConsent",
@@ -216,11 +350,19 @@ __all__ = [
     "ConsentView",
     "ErrorBody",
     "EventIn",
+    "OutboundEventType",
     "PurposeConsent",
+    "ReactsOn",
     "RecipientIn",
+    "ReportBaseline",
+    "ReportStep",
+    "ReportTotals",
+    "ScenarioReport",
     "SignalIn",
     "StepStatus",
     "StepView",
     "Timeline",
     "Touch",
+    "WebhookIn",
+    "WebhookView",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cascade import aws, consent
+from cascade import aws, consent, facts
 from cascade.channels.base import Signal
 from cascade.errors import Conflict, FieldError, NotFound
 from cascade.observability import logger
@@ -18,10 +18,12 @@ STEP_STATUS = {"delivered": "delivered", "read": "read", "clicked": "clicked", "
                "confirmed": "replied"}
 
 
-def stop(cascade_id: str, status: str, reason: str | None, store: CascadeStore | None = None) -> bool:
-    """End a running cascade now. False if it had already ended."""
+def stop(cascade_id: str, status: str, reason: str | None, store: CascadeStore | None = None,
+         step: int | None = None) -> bool:
+    """End a running cascade now (``step``: the step whose signal succeeded). False if it had
+    already ended."""
     store = store or default_store()
-    old = store.finish(cascade_id, status, reason, now_iso())
+    old = store.finish(cascade_id, status, reason, now_iso(), success_step=step)
     if old is None:
         return False
     token = old.get("task_token")
@@ -79,17 +81,15 @@ def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
         lower = tuple(s for s, rank in STEP_RANK.items() if rank < STEP_RANK[new] and s not in ("pending",))
         reply = text[:REPLY_CHARS] if text and signal in ("replied", "confirmed") else None
         moved = store.set_step(cascade_id, index, status=new, only_from=lower, reply=reply)
-    store.put_touch(cascade["recipient"]["id"], {
-        "at": now_iso(), "cascade_id": cascade_id, "scenario": cascade["scenario_id"], "step": index,
-        "channel": channel_name, "kind": "signal", "status": signal, "provider_message_id": provider_message_id,
-        "text": text[:REPLY_CHARS] if text else None,
-    })
+    store.put_touch(cascade["recipient"]["id"], facts.touch(
+        cascade, index, channel_name, "signal", signal, at=now_iso(), provider_message_id=provider_message_id,
+        text=text[:REPLY_CHARS] if text else None, moved=moved, **{"from": cascade["steps"][index]["status"]}))
     logger.info("signal", cascade_id=cascade_id, step=index, channel=channel_name, signal=signal, moved=moved)
     if cascade["status"] != "running":
         return
     success = json.loads(cascade["scenario_json"])["success"]
     if signal in success:
-        stop(cascade_id, "succeeded", signal, store)
+        stop(cascade_id, "succeeded", signal, store, step=index)
     elif signal == "failed" and cascade.get("current_step") == index and cascade.get("task_token"):
         # The provider gave up on the message we are waiting on: no point waiting out the timer.
         aws.escalate(cascade["task_token"], "provider_reported_failure")

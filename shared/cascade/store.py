@@ -19,6 +19,7 @@ recipient's consent and opt-outs       ``R#<recipient_id>`` / ``CONSENT`` (attri
 email one-click unsubscribe token      ``U#<token>`` / ``U``
 a saved scenario version (immutable)   ``SCN#<scenario_id>`` / ``V#<000001>``
 stored scenarios: id → head version    ``SCENARIOS`` / ``INDEX`` (cascade.scenario_store)
+the CRM's webhook (url, sealed secret) ``WEBHOOK`` / ``CONFIG`` (cascade.outbound)
 =====================================  ==============================================
 
 Every change that decides whether a message may go out is a conditional write, so a stop and
@@ -78,6 +79,7 @@ class CascadeStore:
     def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
         self.table = table_name
         self._db = dynamodb
+        self.last_read_units = 0.0  # what the last aggregates() query consumed (benchmarks)
 
     @property
     def db(self) -> Any:
@@ -170,16 +172,21 @@ class CascadeStore:
             raise
         return True
 
-    def finish(self, cascade_id: str, status: str, reason: str | None, now: str) -> dict[str, Any] | None:
-        """Move a running cascade to its final status. Returns the cascade as it was, or None if it
-        had already finished (somebody else won)."""
-        values = {":running": "running", ":status": status, ":now": now}
-        # A finished cascade keeps no sealed secret data (an OTP code): nothing is left to render.
-        update = "SET #status = :status, finished_at = :now, updated_at = :now REMOVE task_token, secret_blob"
+    def finish(self, cascade_id: str, status: str, reason: str | None, now: str,
+               success_step: int | None = None) -> dict[str, Any] | None:
+        """Move a running cascade to its final status (``success_step``: the step whose signal was
+        the success, for reports). Returns the cascade as it was, or None if it had already
+        finished (somebody else won)."""
+        values: dict[str, Any] = {":running": "running", ":status": status, ":now": now}
+        sets = ["#status = :status", "finished_at = :now", "updated_at = :now"]
         if reason is not None:
             values[":reason"] = reason
-            update = ("SET #status = :status, stop_reason = :reason, finished_at = :now, updated_at = :now "
-                      "REMOVE task_token, secret_blob")
+            sets.append("stop_reason = :reason")
+        if success_step is not None:
+            values[":step"] = success_step
+            sets.append("success_step = :step")
+        # A finished cascade keeps no sealed secret data (an OTP code): nothing is left to render.
+        update = "SET " + ", ".join(sets) + " REMOVE task_token, secret_blob"
         try:
             resp = self.db.update_item(
                 TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
@@ -294,8 +301,11 @@ class CascadeStore:
         return self._get(f"R#{recipient_id}", "PROFILE") or {}
 
     def put_touch(self, recipient_id: str, touch: dict[str, Any]) -> None:
+        """A fact (:mod:`cascade.facts`): under its recipient, and by scenario and start day."""
         sk = f"T#{touch['at']}#{touch['cascade_id']}#{touch['step']}#{touch['kind']}#{touch['status']}"
-        self._put({"pk": f"R#{recipient_id}", "sk": sk, **touch})
+        by_day = ({"sd": f"{touch['scenario']}#{touch['day']}", "sdk": f"T#{touch['at']}#{touch['cascade_id']}"}
+                  if touch.get("day") else {})
+        self._put({"pk": f"R#{recipient_id}", "sk": sk, **touch, **by_day})
 
     def touches(self, recipient_id: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
@@ -360,6 +370,55 @@ class CascadeStore:
                 return False
             raise
         return True
+
+    # -- reports (cascade.aggregate, cascade.reports) --------------------------------------------
+
+    def get_reactions(self, recipient_id: str) -> dict[str, Any]:
+        """How often the recipient reacted on each channel (``R#<id>`` / ``REACTS``), {} if never."""
+        item = self._get(f"R#{recipient_id}", "REACTS") or {}
+        return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    def aggregates(self, scenario_id: str, from_day: str, to_day: str) -> list[dict[str, Any]]:
+        """A scenario's counter items for the days ``from_day`` to ``to_day`` (one query)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "ReturnConsumedCapacity": "TOTAL",
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
+            "ExpressionAttributeValues": _dump({":pk": f"AGG#{scenario_id}", ":a": f"D#{from_day}",
+                                                ":b": f"D#{to_day}"}),
+        }
+        self.last_read_units = 0.0
+        while True:
+            resp = self.db.query(**kwargs)
+            self.last_read_units += float((resp.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0)
+            items.extend(i for i in (_load(x) for x in resp.get("Items", [])) if i)
+            if "LastEvaluatedKey" not in resp:
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def recent_cascades(self, scenario_id: str, days: list[str], status: str | None,
+                        limit: int) -> list[dict[str, Any]]:
+        """A scenario's cascades started on ``days`` (newest day first), newest first, from the
+        ``ByScenarioDay`` index; with ``status``, only those in it."""
+        found: list[dict[str, Any]] = []
+        for day in days:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table, "IndexName": "ByScenarioDay", "ScanIndexForward": False,
+                "KeyConditionExpression": "sd = :sd AND begins_with(sdk, :c)",
+                "ExpressionAttributeValues": _dump({":sd": f"{scenario_id}#{day}", ":c": "C#",
+                                                    **({":st": status} if status else {})}),
+            }
+            if status:
+                kwargs.update(FilterExpression="#st = :st", ExpressionAttributeNames={"#st": "status"})
+            while len(found) < limit:
+                resp = self.db.query(**kwargs)
+                found.extend(i for i in (_load(x) for x in resp.get("Items", [])) if i)
+                if "LastEvaluatedKey" not in resp:
+                    break
+                kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+            if len(found) >= limit:
+                break
+        return found[:limit]
 
     # -- consent (cascade.consent) ------------------------------------------------------------
 
@@ -448,6 +507,20 @@ class CascadeStore:
 
     def close_circuit(self, channel: str) -> None:
         self.db.delete_item(TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}))
+
+    # -- the CRM's webhook (cascade.outbound): one per deployment, kept without expiry ----------
+
+    def put_webhook(self, config: dict[str, Any]) -> None:
+        self.db.put_item(TableName=self.table, Item=_dump({"pk": "WEBHOOK", "sk": "CONFIG", **config}))
+
+    def get_webhook(self) -> dict[str, Any] | None:
+        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": "WEBHOOK", "sk": "CONFIG"}),
+                                ConsistentRead=True)
+        item = _load(resp.get("Item"))
+        return {k: v for k, v in item.items() if k not in ("pk", "sk")} if item else None
+
+    def delete_webhook(self) -> None:
+        self.db.delete_item(TableName=self.table, Key=_dump({"pk": "WEBHOOK", "sk": "CONFIG"}))
 
     def _put(self, item: dict[str, Any]) -> None:
         item.setdefault("expires_at", int(time.time()) + KEEP_SECONDS)

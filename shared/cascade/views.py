@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from cascade import signals
+from datetime import UTC, datetime, timedelta
+
+from cascade import prices, signals
 from cascade.errors import Conflict, NotFound
-from cascade.models import CascadeView, StepView, Timeline, Touch
+from cascade.facts import amount
+from cascade.models import CascadeList, CascadeSummary, CascadeView, ReactsOn, StepView, Timeline, Touch
+from cascade.scenarios import CHANNELS
 from cascade.store import CascadeStore, default_store
 
 
@@ -23,7 +27,9 @@ def cascade_view(cascade_id: str, store: CascadeStore | None = None) -> CascadeV
     return CascadeView(cascade_id=item["cascade_id"], scenario=item["scenario_id"],
                        scenario_version=item.get("scenario_version"), status=item["status"],
                        stop_reason=item.get("stop_reason"), recipient_id=item["recipient"]["id"],
-                       created_at=item["created_at"], finished_at=item.get("finished_at"), steps=steps)
+                       created_at=item["created_at"], finished_at=item.get("finished_at"), steps=steps,
+                       arm=item.get("arm"), adapted_from_channel=item.get("adapted_from_channel"),
+                       step_order=item.get("step_order"))
 
 
 def cancel(cascade_id: str, store: CascadeStore | None = None) -> CascadeView:
@@ -36,10 +42,36 @@ def cancel(cascade_id: str, store: CascadeStore | None = None) -> CascadeView:
 
 
 def timeline(recipient_id: str, store: CascadeStore | None = None) -> Timeline:
+    """The customer card: every touch across cascades (what went out, on which channel, what it
+    cost, what the customer did) and the channel this customer reacts on."""
     store = store or default_store()
-    touches = [Touch.model_validate(t) for t in store.touches(recipient_id)]
+    touches = []
+    for t in store.touches(recipient_id):
+        price = t.get("price_u")
+        touches.append(Touch.model_validate({**t, "cost": amount(int(price)) if price is not None else None}))
     touches.sort(key=lambda t: t.at)
-    return Timeline(recipient_id=recipient_id, touches=touches)
+    reactions = store.get_reactions(recipient_id)
+    counts = {k: int(v) for k, v in reactions.items() if k in CHANNELS}
+    last = reactions.get("last_channel")
+    best = max(counts, key=lambda ch: (counts[ch], ch == last)) if counts else None
+    return Timeline(recipient_id=recipient_id, touches=touches,
+                    reacts_on=ReactsOn(channel=best, counts=counts, last_channel=last,
+                                       last_at=reactions.get("last_at")),
+                    cost=round(sum(t.cost or 0.0 for t in touches), 6),
+                    currency=prices.currency())
 
 
-__all__ = ["cancel", "cascade_view", "timeline"]
+def recent(scenario_id: str, status: str | None, limit: int, days: int = 7,
+           store: CascadeStore | None = None) -> CascadeList:
+    """A scenario's cascades of the last ``days`` days, newest first (the dashboard's live list)."""
+    store = store or default_store()
+    today = datetime.now(UTC).date()
+    found = store.recent_cascades(scenario_id, [(today - timedelta(days=n)).isoformat() for n in range(days)],
+                                  status, limit)
+    return CascadeList(cascades=[CascadeSummary(
+        cascade_id=c["cascade_id"], scenario=scenario_id, status=c.get("status", "running"),
+        recipient_id=c.get("recipient_id"), created_at=c["created_at"], finished_at=c.get("finished_at"),
+        arm=c.get("arm")) for c in found])
+
+
+__all__ = ["cancel", "cascade_view", "recent", "timeline"]

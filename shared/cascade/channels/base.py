@@ -56,6 +56,7 @@ class Signal:
 class Channel(ABC):
     name: ClassVar[str]
     max_length: ClassVar[int]
+    provider: ClassVar[str] = ""  # who carries the message (reports): "ses", "sns", "twilio", ...
 
     def contact(self, recipient: dict[str, Any]) -> str | None:
         """This channel's address for the recipient (the field is named in scenarios.CONTACT_FIELD)."""

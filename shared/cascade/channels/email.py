@@ -34,6 +34,7 @@ def to_html(text: str) -> str:
 
 class EmailChannel(Channel):
     name: ClassVar[str] = "email"
+    provider: ClassVar[str] = "ses"
     max_length: ClassVar[int] = 100_000
 
     def __init__(self, sesv2: Any, from_address: str, configuration_set: str | None) -> None:

@@ -101,6 +101,7 @@ def task(message: Outgoing, now: datetime | None = None) -> dict[str, Any]:
 
 class OperatorChannel(Channel):
     name: ClassVar[str] = "operator"
+    provider: ClassVar[str] = "operator-desk"
     max_length: ClassVar[int] = 4000  # a script a person reads before calling
 
     def __init__(self, http: httpx.Client, url: str, secret: str) -> None:

@@ -29,6 +29,7 @@ _TITLE_MAX = 100
 
 class PushChannel(Channel):
     name: ClassVar[str] = "push"
+    provider: ClassVar[str] = "sns"
     # FCM and APNs take 4 KB per notification; a body this long is already more than a lock screen shows.
     max_length: ClassVar[int] = 1000
 

@@ -11,6 +11,7 @@ from cascade.channels.base import Channel, Outgoing, Sent, Signal, aws_send_erro
 
 class SmsChannel(Channel):
     name: ClassVar[str] = "sms"
+    provider: ClassVar[str] = "sns"
     max_length: ClassVar[int] = 1600  # SNS refuses longer messages
 
     def __init__(self, sns: Any, sender_id: str | None = None) -> None:

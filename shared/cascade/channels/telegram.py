@@ -18,6 +18,7 @@ _CALLBACK_PREFIX = "sig:"
 
 class TelegramChannel(Channel):
     name: ClassVar[str] = "telegram"
+    provider: ClassVar[str] = "telegram"
     max_length: ClassVar[int] = 4096
 
     def __init__(self, http: httpx.Client, api_base: str, bot_token: str) -> None:

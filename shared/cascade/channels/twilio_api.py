@@ -6,7 +6,7 @@ used (slow to import, and our httpx client already bounds every call by the prov
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from twilio.request_validator import RequestValidator
 
@@ -105,6 +105,8 @@ def twiml_answer(twiml: str) -> dict[str, Any]:
 
 class TwilioChannel(Channel):
     """What the robot call and Twilio SMS share: the account, and the number they come from."""
+
+    provider: ClassVar[str] = "twilio"
 
     def __init__(self, api: TwilioApi, from_number: str) -> None:
         self.api = api

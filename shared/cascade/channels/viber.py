@@ -51,6 +51,7 @@ WELCOME = {
 
 class ViberChannel(Channel):
     name: ClassVar[str] = "viber"
+    provider: ClassVar[str] = "viber"
     max_length: ClassVar[int] = 7000
 
     def __init__(self, http: httpx.Client, api_base: str, auth_token: str, sender_name: str) -> None:

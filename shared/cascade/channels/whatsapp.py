@@ -47,6 +47,7 @@ class ReengagementRequired(PermanentSendError):
 
 class WhatsAppChannel(Channel):
     name: ClassVar[str] = "whatsapp"
+    provider: ClassVar[str] = "whatsapp-cloud"
     max_length: ClassVar[int] = 4096
 
     def __init__(self, http: httpx.Client, api_base: str, phone_number_id: str, access_token: str,
@@ -369,7 +370,9 @@ def locate(status: Status, store: CascadeStore, early: bool = False) -> dict[str
 def send_template_instead(status: Status, ref: dict[str, Any], store: CascadeStore) -> bool:
     """A free text refused for the closed window (131047): send the step's template once, if the
     cascade still waits on that step. True when the failure is taken care of (not the step's end)."""
-    from cascade import engine
+    import json
+
+    from cascade import engine, facts
     from cascade.channels import channel
     from cascade.observability import logger
     from cascade.planning import hashed
@@ -396,9 +399,10 @@ def send_template_instead(status: Status, ref: dict[str, Any], store: CascadeSto
     ref = {"cascade_id": cascade_id, "step": index, "recipient_id": cascade["recipient"]["id"], "sent_at": now}
     store.put_message("whatsapp", sent.provider_message_id, ref)
     store.put_last_chat_message("whatsapp", hashed(message.to), {**ref, "provider_message_id": sent.provider_message_id})
-    store.put_touch(cascade["recipient"]["id"], {
-        "at": now, "cascade_id": cascade_id, "scenario": cascade["scenario_id"], "step": index, "channel": "whatsapp",
-        "kind": "sent", "status": "sent", "provider_message_id": sent.provider_message_id})
+    secret = bool(json.loads(cascade["scenario_json"]).get("secret_data"))
+    store.put_touch(cascade["recipient"]["id"], facts.touch(
+        cascade, index, "whatsapp", "sent", "sent", at=now, provider_message_id=sent.provider_message_id,
+        **facts.sent(adapter, message, secret)))
     logger.info("whatsapp template sent after 131047", cascade_id=cascade_id, step=index,
                 provider_message_id=sent.provider_message_id)
     return True

@@ -15,6 +15,7 @@ def main() -> None:
                        time_scale=float(os.environ.get("CASCADE_TIME_SCALE", "60")),
                        sms_provider=os.environ.get("SMS_PROVIDER", "sns")).start()
     providers = "\n".join(f"  {s.name:<14} {s.url}" for s in stack.standins if s.url)
+    crm = stack.standin("crm")
     print(f"""
 Cascade local stack is up.
   API            {stack.url}            (docs: {stack.url}/docs)
@@ -29,6 +30,9 @@ Provider stand-ins:
 Try:
   curl -s -X POST {stack.url}/v1/events -H 'Authorization: Bearer {stack.api_key}' \\
     -H 'content-type: application/json' -d @events/delivery-failed.json
+CRM events (a local CRM at {crm.endpoint}; what it got: {stack.url}/local/crm):
+  curl -s -X PUT {stack.url}/v1/webhooks -H 'Authorization: Bearer {stack.api_key}' \\
+    -d '{{"url": "{crm.endpoint}", "secret": "{crm.secret}"}}'
 Ctrl-C stops it.
 """, flush=True)
     stop = threading.Event()

@@ -31,6 +31,8 @@ class Deployed:
     arns: dict[str, str] = field(default_factory=dict)  # logical id → Arn
     function_env: dict[str, dict[str, str]] = field(default_factory=dict)  # function name → env
     email_event_topics: dict[str, str] = field(default_factory=dict)  # configuration set → topic ARN
+    stream_arns: dict[str, str] = field(default_factory=dict)  # table logical id → its stream's ARN
+    stream_mappings: list[str] = field(default_factory=list)  # ARNs of functions fed by a stream
     outputs: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,6 +92,8 @@ class Deployer:
     def att(self, logical: str, attr: str) -> str:
         if attr == "Arn":
             return self.out.arns[logical]
+        if attr == "StreamArn":
+            return self.out.stream_arns[logical]
         if attr in ("Name", "TopicName"):
             return self.out.physical[logical].rsplit(":", 1)[-1]
         raise KeyError(f"{logical}.{attr}")
@@ -164,9 +168,14 @@ class Deployer:
 
     def _DynamoDB_Table(self, logical: str, p: dict[str, Any]) -> None:
         name = p.get("TableName") or self._name(logical)
-        kwargs = {k: p[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes") if k in p}
+        kwargs: dict[str, Any] = {k: p[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
+                                  if k in p}
+        if "StreamSpecification" in p:
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, **p["StreamSpecification"]}
         desc = self.c("dynamodb").create_table(TableName=name, BillingMode=p.get("BillingMode", "PAY_PER_REQUEST"),
                                                **kwargs)["TableDescription"]
+        if "LatestStreamArn" in desc:
+            self.out.stream_arns[logical] = desc["LatestStreamArn"]
         if "TimeToLiveSpecification" in p:
             self.c("dynamodb").update_time_to_live(TableName=name, TimeToLiveSpecification=p["TimeToLiveSpecification"])
         self.out.physical[logical], self.out.arns[logical] = name, desc["TableArn"]
@@ -242,6 +251,20 @@ class Deployer:
         )
         self.out.physical[logical], self.out.arns[logical] = name, fn["FunctionArn"]
         self.out.function_env[name] = env
+
+    def _Lambda_EventSourceMapping(self, logical: str, p: dict[str, Any]) -> None:
+        from cascade.local import streams
+
+        name = p["FunctionName"]
+        arn = next(a for lg, a in self.out.arns.items() if self.out.physical.get(lg) == name)
+        spec: dict[str, Any] = {k: p[k] for k in ("BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts",
+                                  "FilterCriteria") if k in p}
+        resp = self.c("lambda").create_event_source_mapping(
+            EventSourceArn=p["EventSourceArn"], FunctionName=name, StartingPosition=p.get("StartingPosition", "LATEST"),
+            **{k: v for k, v in spec.items() if k != "FilterCriteria"})
+        streams.register(arn, name, spec)
+        self.out.stream_mappings.append(arn)
+        self.out.physical[logical] = resp["UUID"]
 
     def _StepFunctions_StateMachine(self, logical: str, p: dict[str, Any]) -> None:
         definition = p["DefinitionString"]

@@ -72,6 +72,14 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
     return json.dumps(result)
 
 
+def run(function_name: str, event: dict[str, Any]) -> Any:
+    """Run a function's handler in this process (an event source mapping's invocation)."""
+    spec = REGISTRY[function_name]
+    module = _module(function_name, spec)
+    context = LocalContext(function_name, f"arn:aws:lambda:local:function:{function_name}", 512, 60)
+    return getattr(module, spec.handler.rsplit(".", 1)[1])(event, context)
+
+
 def share_environment(envs: Any) -> None:
     """All functions run in this one process and share its module caches (settings are read
     once), so every function's variables go into the environment up front. They must agree."""
@@ -89,4 +97,4 @@ def install() -> None:
     LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
 
 
-__all__ = ["REGISTRY", "FunctionSpec", "LocalContext", "install", "share_environment"]
+__all__ = ["REGISTRY", "FunctionSpec", "LocalContext", "install", "run", "share_environment"]

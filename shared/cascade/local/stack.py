@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from cascade.local import faults, lambdas, mail, template
+from cascade.local import faults, lambdas, mail, streams, template
 from cascade.local.deploy import ACCOUNT, Deployed, deploy
 from cascade.local.httpserver import LoopbackServer, json_answer
 from cascade.local.standin import StandIn, invalid
@@ -36,6 +36,7 @@ STANDINS = (
     "cascade.local.whatsapp:WhatsAppStandIn",
     "cascade.local.push:PushStandIn",
     "cascade.local.operator:OperatorDesk",
+    "cascade.local.crm:CrmStandIn",  # the business's CRM: receives the outbound events
 )
 
 
@@ -90,6 +91,7 @@ class LocalStack:
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         lambdas.install()
+        streams.install()
         faults.install_aws_faults()
         mail.install()
         faults.FAULTS.timeout_seconds = self.provider_timeout_seconds
@@ -108,6 +110,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.deployed is not None:
+            streams.stop(self.deployed.stream_mappings)
         self.gateway.stop()
         for standin in self.standins:
             standin.stop()
@@ -208,6 +212,8 @@ class LocalStack:
     def _local(self, method: str, path: str, query: str, body: bytes) -> Any:
         if path == "/local/info" and method == "GET":
             return json_answer(200, self.info())
+        if path == "/local/crm":
+            return self.standin("crm").local(method, query, body)
         if path == "/local/outbox" and method == "GET":
             wanted = dict(parse_qsl(query)).get("cascade_id")
             messages = [m for m in self.outbox() if not wanted or m["cascade_id"] == wanted]

@@ -164,6 +164,16 @@ class AllowList(BaseModel):
     allow: list[str] = Field(default_factory=list, description="recipient ids that do get messages")
 
 
+class Adaptive(BaseModel):
+    """Adaptive order (cascade.adaptive): a cascade starts with the step on the channel this
+    recipient has reacted on most before; a ``holdout`` share of cascades keeps the static order,
+    so reports can compare the two honestly."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = Field(strict=True)
+    holdout: float = Field(default=0.2, ge=0, le=0.9, description="share of cascades that keep the static order")
+
+
 _EVENT_TYPE = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
 
 
@@ -193,6 +203,8 @@ class Scenario(BaseModel):
     test_mode: AllowList | None = None
     success: list[str] = Field(min_length=1, description="read, clicked, replied, confirmed, event:<type>")
     steps: list[Step] = Field(min_length=1, max_length=20)
+    adaptive: Adaptive | None = Field(
+        default=None, description="start with the channel the recipient reacted on before; null: the static order")
 
     @field_validator("trigger")
     @classmethod
@@ -213,6 +225,14 @@ class Scenario(BaseModel):
             ZoneInfo(value)
         except (ValueError, KeyError, OSError) as exc:
             raise ValueError("is not an IANA time zone name") from exc
+        return value
+
+    @field_validator("adaptive")
+    @classmethod
+    def _adaptive(cls, value: Adaptive | None, info: ValidationInfo) -> Adaptive | None:
+        scheduled = [str(i) for i, step in enumerate(info.data.get("steps") or []) if step.at is not None]
+        if value is not None and value.enabled and scheduled:
+            raise ValueError(f"adaptive order cannot move steps scheduled with `at` (steps {', '.join(scheduled)})")
         return value
 
     @property
@@ -275,4 +295,4 @@ def stopped_by(event_type: str) -> list[Scenario]:
     return [s for s in presets().values() if event_type in s.stop_events]
 
 
-__all__ = ["CHANNELS", "CONTACT_FIELD", "SIGNALS", "AllowList", "Copy", "QuietHours", "Scenario", "Step", "WhatsAppTemplate", "by_trigger", "parse_at", "parse_duration", "presets", "stopped_by"]
+__all__ = ["CHANNELS", "CONTACT_FIELD", "SIGNALS", "Adaptive", "AllowList", "Copy", "QuietHours", "Scenario", "Step", "WhatsAppTemplate", "by_trigger", "parse_at", "parse_duration", "presets", "stopped_by"]

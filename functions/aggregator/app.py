@@ -1,0 +1,14 @@
+"""The table's stream: keep the report counters (see cascade.aggregate)."""
+
+from typing import TYPE_CHECKING
+
+from cascade import aggregate
+from cascade.observability import logger
+
+if TYPE_CHECKING:  # typing only: keeps the import off the cold start
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict, context: "LambdaContext") -> dict:
+    return aggregate.handle(event)

@@ -1,0 +1,125 @@
+"""The forecast's arithmetic: the articles' 85 % reach for the cart cascade vs 20 % for email
+alone, its cost from the price table, when the reactions arrive, and observed rates replacing
+the defaults once a scenario has enough history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from cascade import prices
+from cascade.forecast import DEFAULT_RATES, MIN_SAMPLE, ForecastIn, forecast, percentile
+from cascade.scenarios import CHANNELS, presets
+
+CART = presets()["abandoned-cart"]
+
+
+def cart(audience: int = 1000, history: dict[str, dict[str, int]] | None = None,
+         table: dict[str, float] | None = None, **body: Any) -> Any:
+    return forecast(CART, ForecastIn.model_validate({"audience": audience, **body}), history,
+                    table if table is not None else prices.table(), "USD")
+
+
+def test_every_channel_has_a_default_rate_between_0_and_1() -> None:
+    assert set(DEFAULT_RATES) == set(CHANNELS)
+    assert all(0 < rate < 1 for rate in DEFAULT_RATES.values())
+
+
+def test_the_cart_cascade_reaches_85_percent_where_email_alone_reaches_20() -> None:
+    result = cart()
+    assert result.reach == pytest.approx(0.85, abs=0.001)
+    assert result.successes == pytest.approx(850)
+    assert result.rates == {"email": 0.2, "telegram": 0.5, "sms": 0.375, "voice": 0.4}
+    assert (result.rates_source, result.samples) == ("default", {"email": 0, "telegram": 0, "sms": 0, "voice": 0})
+    # The articles' "+40 %, +15 %, +10 %": each step reaches a share of those still silent.
+    assert [(s.index, s.channel, s.expected_sends, s.expected_successes) for s in result.steps] == [
+        (0, "email", 1000, 200), (1, "telegram", 800, 400), (2, "sms", 400, 150), (3, "voice", 250, 100)]
+    assert result.single_channel.channel == "email"
+    assert result.single_channel.reach == pytest.approx(0.20)
+
+
+def test_the_cost_is_each_steps_sends_times_its_price() -> None:
+    result = cart()  # the default USD list prices
+    assert [s.cost for s in result.steps] == pytest.approx([1000 * 0.0001, 0.0, 400 * 0.0079, 250 * 0.05])
+    assert result.cost == pytest.approx(0.1 + 3.16 + 12.5)
+    assert result.single_channel.cost == pytest.approx(0.1)
+    assert result.currency == "USD"
+    # The articles' tenge figures: email ~0.05, a messenger 15, SMS 15, a robot call 35.
+    tenge = prices.table('{"email": 0.05, "telegram": 15, "sms": 15, "voice": 35}')
+    result = cart(table=tenge)
+    assert result.cost == pytest.approx(1000 * 0.05 + 800 * 15 + 400 * 15 + 250 * 35)
+    assert result.single_channel.cost == pytest.approx(50)
+
+
+def test_reactions_arrive_within_each_steps_wait_after_the_earlier_ones() -> None:
+    result = cart()
+    # Weights 20/85, 40/85, 15/85, 10/85 over [0, 24 h], [24 h, 30 h], [30 h, 32 h], [32 h, 56 h]:
+    # the median falls 56.25 % into the Telegram wait, p90 15 % into the call's day.
+    assert result.time_to_success_s.p50 == 86400 + 12150
+    assert result.time_to_success_s.p90 == 115200 + 12960
+    silent = cart(rates={channel: 0 for channel in CHANNELS})
+    assert silent.reach == 0 and silent.successes == 0
+    assert silent.time_to_success_s.p50 is None and silent.time_to_success_s.p90 is None
+    assert [s.expected_sends for s in silent.steps] == [1000] * 4  # no one reacts: everyone gets every step
+    assert silent.cost == pytest.approx(1000 * (0.0001 + 0.0079 + 0.05))
+
+
+def test_percentiles_of_consecutive_uniform_intervals() -> None:
+    assert percentile([(0, 100, 1.0)], 0.5) == 50
+    assert percentile([(0, 100, 1.0), (100, 200, 1.0)], 0.9) == 180
+    assert percentile([(0, 100, 0.0), (100, 300, 0.5)], 0.5) == 200
+    assert percentile([(0, 100, 0.0)], 0.5) is None
+
+
+def test_a_step_after_the_ttl_is_never_sent() -> None:
+    otp = presets()["otp"].model_copy(update={"ttl": 60})  # SMS 45 s, Telegram cut to 15 s, then expired
+    result = forecast(otp, ForecastIn(audience=100), None, prices.table(), "USD")
+    assert [s.expected_sends for s in result.steps] == [100, pytest.approx(62.5), 0]
+    assert result.steps[2].cost == 0
+
+
+def test_observed_rates_replace_the_defaults_once_a_channel_has_enough_sends() -> None:
+    history = {"email": {"sent": 40, "successes": 12}, "telegram": {"sent": 5, "successes": 5}}
+    result = cart(history=history)
+    assert result.rates["email"] == pytest.approx(0.3)
+    assert result.rates["telegram"] == 0.5  # 5 sends are too few: the default stays
+    assert result.samples == {"email": 40, "telegram": 0, "sms": 0, "voice": 0}
+    assert result.rates_source == "mixed"
+    assert result.steps[1].expected_sends == pytest.approx(700)
+    # A request may ask for fewer sends per channel; all observed → "observed".
+    everything = {c: {"sent": 5, "successes": 1} for c in ("email", "telegram", "sms", "voice")}
+    result = cart(history=everything, min_sample=5)
+    assert (result.rates_source, set(result.rates.values())) == ("observed", {0.2})
+    assert cart(history=everything).rates_source == "default"  # below MIN_SAMPLE
+    assert MIN_SAMPLE == 20
+
+
+def test_given_rates_win_over_history_and_defaults() -> None:
+    history = {"email": {"sent": 100, "successes": 50}}
+    result = cart(history=history, rates={"email": 0.1, "telegram": 0.2, "sms": 0.3, "voice": 0.4, "push": 1})
+    assert result.rates == {"email": 0.1, "telegram": 0.2, "sms": 0.3, "voice": 0.4}  # push: not a step here
+    assert (result.rates_source, result.samples["email"]) == ("given", 0)
+    assert result.reach == pytest.approx(1 - 0.9 * 0.8 * 0.7 * 0.6)
+    assert cart(history=history, rates={"sms": 0.9}).rates_source == "mixed"
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"audience": 0}, "audience"),
+    ({"audience": 10**9 + 1}, "audience"),
+    ({"audience": "100"}, "audience"),
+    ({"audience": 1.5}, "audience"),
+    ({}, "audience"),
+    ({"audience": 10, "rates": {"sms": 1.2}}, "rates.sms"),
+    ({"audience": 10, "rates": {"sms": -0.1}}, "rates.sms"),
+    ({"audience": 10, "rates": {"fax": 0.5}}, "rates.fax"),
+    ({"audience": 10, "rates": ["sms"]}, "rates"),
+    ({"audience": 10, "min_sample": 0}, "min_sample"),
+    ({"audience": 10, "people": 3}, "people"),
+])
+def test_bad_input_names_the_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ForecastIn.model_validate(body)
+    fields = [".".join(str(p) for p in error["loc"]) for error in info.value.errors()]
+    assert any(f == field or f.startswith(field + ".") for f in fields), fields
