@@ -21,6 +21,16 @@ Three figures, each with the goal it is held to:
    untimed warm-up each (so bytecode caches exist), then the median of several runs.
    Goal: at most 1.3. The step handler is reported the same way, for information.
 
+4. **Report cost as data grows.** A scenario report reads the per-day counters the stream
+   aggregator keeps, so its read units and latency must not grow with the number of cascades.
+   Measured in-process on moto: synthetic cascades of one scenario spread over 10 days (sent,
+   read, clicked, succeeded and exhausted in fixed shares) go through the real aggregator, as
+   stream records, in batches of 100; the facts themselves are written too. At 1×, 10× and 100×
+   the cascades, the 10-day report is timed (median of repeated calls) and its read units are
+   sized from the items it reads (moto does not meter); for contrast, so are the read units of
+   reading the same facts from the ``ByScenarioDay`` index, which is what a report without
+   counters would have to do.
+
 The report is printed and the same figures are written to ``test-artifacts/bench.json``.
 """
 
@@ -194,6 +204,11 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         cascade_id = str(resp.json()["cascade_id"])
         execution_arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + cascade_id
         events = _history(boto3.client("stepfunctions", region_name=REGION), execution_arn)
+        # The stream-fed functions (report counters, CRM events) are part of a cascade's cost.
+        from cascade.local import streams
+
+        if not streams.wait_idle(timeout=CASCADE_DEADLINE_S):
+            raise RuntimeError("the stream-fed functions did not catch up")
         calls = dict(METER.calls)
         wru, rru = METER.totals(_cascade_item_kb(stack.table_name, cascade_id))
         view = api.get(f"/v1/cascades/{cascade_id}").json()
@@ -245,6 +260,135 @@ EXCLUDED: Final = (
     "message prices (SES e-mail, SMS, WhatsApp, Viber, calls, operators; Telegram is free); provider "
     "webhooks and SES delivery events via SNS; status reads; CloudWatch Logs, X-Ray, Secrets Manager; free tiers"
 )
+
+
+# -- 4. reports as data grows -----------------------------------------------------------------------
+
+REPORT_BASE_CASCADES: Final = 10
+REPORT_SCALES: Final = (1, 10, 100)
+REPORT_DAYS: Final = 10
+REPORT_RUNS: Final = 9
+
+
+@dataclass
+class ReportScale:
+    scale: int
+    cascades: int
+    report_ms: float
+    report_rru: float
+    counter_items: int
+    facts_rru: float
+    facts_items: int
+    counted_cascades: int
+
+
+def _rru(items: list[dict[str, Any]]) -> float:
+    """Eventually consistent query: 0.5 RRU per 4 KB read, the items' sizes summed."""
+    size = sum(len(json.dumps(i, default=str).encode()) for i in items)
+    return 0.5 * max(1, -(-size // 4096))
+
+
+def _synthetic_records(n: int, start: int) -> list[dict[str, Any]]:
+    """Stream records (new images) of ``n`` cascades of the ``bench-report`` scenario: an email, an
+    SMS for those who did not read it, one in three read, one in five clicked the SMS."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    ser = TypeSerializer()
+    records: list[dict[str, Any]] = []
+
+    def record(name: str, key: dict[str, str], new: dict[str, Any], old: dict[str, Any] | None = None) -> None:
+        body = {"Keys": {k: ser.serialize(v) for k, v in key.items()},
+                "NewImage": {k: ser.serialize(v) for k, v in new.items()},
+                "SequenceNumber": str(len(records) + start * 100)}
+        if old is not None:
+            body["OldImage"] = {k: ser.serialize(v) for k, v in old.items()}
+        records.append({"eventID": uuid.uuid4().hex, "eventName": name, "dynamodb": body})
+
+    for i in range(start, start + n):
+        day = f"2026-10-{1 + i % REPORT_DAYS:02d}"
+        cid, rid, at = f"b{i}", f"r{i}", f"{day}T10:00:00Z"
+        steps = [{"index": 0, "channel": "email", "status": "sent", "sent_at": at},
+                 {"index": 1, "channel": "sms", "status": "sent", "sent_at": at}]
+        cascade = {"cascade_id": cid, "scenario_id": "bench-report", "status": "running", "created_at": at,
+                   "recipient": {"id": rid}, "steps": steps}
+        record("INSERT", {"pk": f"C#{cid}", "sk": "C"}, cascade)
+        touch = {"cascade_id": cid, "scenario": "bench-report", "recipient_id": rid, "day": day, "at": at}
+        record("INSERT", {"pk": f"R#{rid}", "sk": f"T#{at}#{cid}#0#sent#sent"},
+               {**touch, "step": 0, "channel": "email", "kind": "sent", "status": "sent", "price_u": 100, "parts": 1})
+        read, clicked = i % 3 == 0, i % 5 == 0 and i % 3 != 0
+        if read:
+            record("INSERT", {"pk": f"R#{rid}", "sk": f"T#{at}#{cid}#0#signal#read"},
+                   {**touch, "step": 0, "channel": "email", "kind": "signal", "status": "read", "moved": True,
+                    "from": "sent"})
+        else:
+            record("INSERT", {"pk": f"R#{rid}", "sk": f"T#{at}#{cid}#1#sent#sent"},
+                   {**touch, "step": 1, "channel": "sms", "kind": "sent", "status": "sent", "price_u": 7900,
+                    "parts": 1})
+        if clicked:
+            record("INSERT", {"pk": f"R#{rid}", "sk": f"T#{at}#{cid}#1#signal#clicked"},
+                   {**touch, "step": 1, "channel": "sms", "kind": "signal", "status": "clicked", "moved": True,
+                    "from": "sent"})
+        ended = {**cascade, "status": "succeeded" if read or clicked else "exhausted",
+                 "finished_at": f"{day}T11:00:00Z", **({"success_step": 0 if read else 1} if read or clicked else {})}
+        record("MODIFY", {"pk": f"C#{cid}", "sk": "C"}, ended, cascade)
+    return records
+
+
+def measure_reports() -> list[ReportScale]:
+    from boto3.dynamodb.types import TypeDeserializer
+    from moto import mock_aws
+
+    from cascade import aggregate, reports
+    from cascade.local import moto_speed
+    from cascade.store import CascadeStore
+
+    moto_speed.install()  # as on the local stack: a transaction's backup copies what it touches
+    des = TypeDeserializer()
+    results: list[ReportScale] = []
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name=REGION)
+        db.create_table(
+            TableName="bench", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "sd", "sdk")],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[{"IndexName": "ByScenarioDay", "Projection": {"ProjectionType": "ALL"},
+                                     "KeySchema": [{"AttributeName": "sd", "KeyType": "HASH"},
+                                                   {"AttributeName": "sdk", "KeyType": "RANGE"}]}])
+        store = CascadeStore("bench", db)
+        loaded = 0
+        for scale in REPORT_SCALES:
+            target = REPORT_BASE_CASCADES * scale
+            records = _synthetic_records(target - loaded, loaded)
+            for r in records:  # the facts themselves, as the handlers write them
+                new = {k: des.deserialize(v) for k, v in r["dynamodb"]["NewImage"].items()}
+                if r["dynamodb"]["Keys"]["sk"]["S"].startswith("T#"):
+                    store.put_touch(new["recipient_id"], new)
+            for i in range(0, len(records), 100):
+                aggregate.handle({"Records": records[i:i + 100]}, store, time_scale=1.0)
+            loaded = target
+            first, last = "2026-10-01", f"2026-10-{REPORT_DAYS:02d}"
+            timings = []
+            for _ in range(REPORT_RUNS):
+                t0 = time.perf_counter()
+                report_body = reports.scenario_report("bench-report", first, last, store)
+                timings.append((time.perf_counter() - t0) * 1000)
+            counters = store.aggregates("bench-report", first, last)
+            facts: list[dict[str, Any]] = []
+            for n in range(REPORT_DAYS):
+                kwargs: dict[str, Any] = {"TableName": "bench", "IndexName": "ByScenarioDay",
+                                          "KeyConditionExpression": "sd = :sd",
+                                          "ExpressionAttributeValues": {":sd": {"S": f"bench-report#2026-10-{n + 1:02d}"}}}
+                while True:
+                    resp = db.query(**kwargs)
+                    facts.extend(resp["Items"])
+                    if "LastEvaluatedKey" not in resp:
+                        break
+                    kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+            results.append(ReportScale(scale=scale, cascades=target, report_ms=statistics.median(timings),
+                                       report_rru=_rru(counters), counter_items=len(counters),
+                                       facts_rru=_rru(facts),
+                                       facts_items=len(facts), counted_cascades=report_body["totals"]["cascades"]))
+    return results
 
 
 # -- 3. cold import --------------------------------------------------------------------------------
@@ -329,7 +473,8 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "OVER GOAL"
 
 
-def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTimes) -> str:
+def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTimes,
+           reports: list[ReportScale]) -> str:
     lines = [f"cascade bench: local stack (moto), time scale {TIME_SCALE:g}x, Python {platform.python_version()}", ""]
     lines += [f"1. State transitions per fully escalated cascade (goal ≤ {TRANSITIONS_PER_STEP_GOAL} transitions per step)",
               f"   {'preset':<18}{'transitions':>12}{'steps':>7}{'per step':>10}{'lambda tasks':>14}"]
@@ -358,6 +503,16 @@ def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTim
               f"   step handler              {imports.step_ms:8.1f} ms   ratio {imports.step_ratio:.2f}   (information)",
               f"   ingest + request path     {imports.first_request_ms:8.1f} ms   ratio {imports.first_request_ratio:.2f}   "
               "(information: what the first request adds, models and scenarios loaded)"]
+    lines += ["", f"4. A {REPORT_DAYS}-day scenario report as the cascades grow (goal: flat read units)",
+              f"   {'scale':>7}{'cascades':>10}{'report ms':>11}{'report RRU':>12}{'counter items':>15}"
+              f"{'facts RRU':>11}{'fact items':>12}"]
+    for r in reports:
+        lines.append(f"   {r.scale:>6}×{r.cascades:>10,}{r.report_ms:>11.2f}{r.report_rru:>12g}{r.counter_items:>15}"
+                     f"{r.facts_rru:>11g}{r.facts_items:>12,}")
+    flat = reports[-1].report_rru <= reports[0].report_rru
+    lines.append(f"   report read units at {reports[-1].scale}× / 1×: {reports[-1].report_rru / reports[0].report_rru:.2f}, "
+                 f"latency {reports[-1].report_ms / reports[0].report_ms:.2f}×; reading the facts instead: "
+                 f"{reports[-1].facts_rru / max(reports[0].facts_rru, 0.5):.0f}× the read units   {_verdict(flat)}")
     return "\n".join(lines)
 
 
@@ -378,8 +533,9 @@ def main() -> int:
     finally:
         stack.stop()
     costs = [cost_per_thousand(t) for t in transitions]
+    reports = measure_reports()  # in-process moto: only once the stack (a moto server) is down
 
-    print(report(transitions, costs, imports))
+    print(report(transitions, costs, imports, reports))
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(json.dumps({
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -389,6 +545,7 @@ def main() -> int:
         "cost_per_1000_usd": {"cascades": CASCADES, "assumptions": ASSUMPTIONS,
                               "excluded": EXCLUDED, "presets": [asdict(c) for c in costs]},
         "cold_import": {"goal_ratio": IMPORT_RATIO_GOAL, **asdict(imports)},
+        "reports": {"days": REPORT_DAYS, "scales": [asdict(r) for r in reports]},
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nwritten to {ARTIFACT.relative_to(ROOT)}")
     return 0

@@ -174,9 +174,11 @@ def build_app() -> APIGatewayHttpResolver:
     # -- outbound events for the business's CRM (cascade.outbound): one registration
 
     @app.put("/v1/webhooks", summary="Register the URL and secret the CRM events are POSTed to (signed)",
-             responses={422: _error("Invalid: details name the field (url, secret, events)")})
-    def put_webhook(body: WebhookIn) -> WebhookView:
-        return outbound.register(body)
+             responses={400: _error("Body is not JSON"), 413: _error("Body too large"),
+                        422: _error("Invalid: details name the field (url, secret, events)")})
+    def put_webhook() -> WebhookView:
+        # Read as JSON whatever the content type (curl -d sends a form's), and never echo the body.
+        return outbound.register(outbound.parse(json_body(app.current_event.raw_event, settings().max_body_bytes)))
 
     @app.get("/v1/webhooks", summary="The registered CRM webhook (the secret is never shown)",
              responses={404: _error("No webhook is registered")})
@@ -277,6 +279,9 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
     save = doc["paths"].get("/v1/scenarios/{scenario_id}", {}).get("put")
     if save is not None:
         save["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(Scenario)}}}
+    hook = doc["paths"].get("/v1/webhooks", {}).get("put")
+    if hook is not None:
+        hook["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(WebhookIn)}}}
     doc["paths"]["/r/{token}"] = {"get": {
         "summary": "Tracked link: records a click and redirects to the message's original URL",
         "operationId": "follow_link", "security": [],

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from cascade.errors import NotFound
+from cascade.errors import NotFound, ValidationFailed
 from cascade.models import OUTBOUND_EVENT_TYPES, WebhookIn, WebhookView
 from cascade.observability import logger
 from cascade.store import CascadeStore, default_store, now_iso
@@ -65,6 +65,16 @@ _de = TypeDeserializer()
 Outcome = Literal["delivered", "refused", "failed"]
 
 # -- registration (PUT/GET/DELETE /v1/webhooks) ---------------------------------------------------
+
+
+def parse(raw: Any) -> WebhookIn:
+    """The PUT's JSON body → :class:`WebhookIn`; a 422 naming each field at fault (never its value)."""
+    from pydantic import ValidationError
+
+    try:
+        return WebhookIn.model_validate(raw)
+    except ValidationError as exc:
+        raise ValidationFailed.from_pydantic(list(exc.errors())) from None
 
 
 def register(body: WebhookIn, store: CascadeStore | None = None) -> WebhookView:
@@ -378,5 +388,5 @@ def handle(batch: dict[str, Any], context: Any = None, *, to: Target | None = No
     return {"batchItemFailures": []}
 
 
-__all__ = ["ATTEMPTS", "Target", "backoff", "body_of", "deliver", "event_for", "event_id", "handle", "redact",
-           "register", "registration", "safe_url", "signed_headers", "target", "unregister", "worst_case_seconds"]
+__all__ = ["ATTEMPTS", "Target", "backoff", "body_of", "deliver", "event_for", "event_id", "handle", "parse",
+           "redact", "register", "registration", "safe_url", "signed_headers", "target", "unregister", "worst_case_seconds"]

@@ -79,7 +79,6 @@ class CascadeStore:
     def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
         self.table = table_name
         self._db = dynamodb
-        self.last_read_units = 0.0  # what the last aggregates() query consumed (benchmarks)
 
     @property
     def db(self) -> Any:
@@ -382,15 +381,12 @@ class CascadeStore:
         """A scenario's counter items for the days ``from_day`` to ``to_day`` (one query)."""
         items: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
-            "TableName": self.table, "ReturnConsumedCapacity": "TOTAL",
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
+            "TableName": self.table, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
             "ExpressionAttributeValues": _dump({":pk": f"AGG#{scenario_id}", ":a": f"D#{from_day}",
                                                 ":b": f"D#{to_day}"}),
         }
-        self.last_read_units = 0.0
         while True:
             resp = self.db.query(**kwargs)
-            self.last_read_units += float((resp.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0)
             items.extend(i for i in (_load(x) for x in resp.get("Items", [])) if i)
             if "LastEvaluatedKey" not in resp:
                 return items

@@ -209,3 +209,17 @@ def test_a_bad_registration_is_a_422_naming_the_field(api: Api, body: dict[str, 
     assert resp.status_code == 422, resp.text
     assert [d["field"] for d in resp.json()["details"]] == [field]
     assert "s" * 32 not in resp.text  # a rejected secret is not echoed either
+
+
+def test_a_registration_is_read_as_json_whatever_the_content_type(api: Api, crm: Any) -> None:
+    # curl -d sends a form's content type: the body is still the JSON it carries.
+    body = json.dumps({"url": crm.endpoint, "secret": crm.secret})
+    resp = api.http.put("/v1/webhooks", content=body,
+                        headers={"content-type": "application/x-www-form-urlencoded"})
+    try:
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["secret_set"] is True and crm.secret not in resp.text
+    finally:
+        assert api.http.delete("/v1/webhooks").status_code == 204
+    broken = api.http.put("/v1/webhooks", content=body[:-1].encode())
+    assert broken.status_code == 400 and crm.secret not in broken.text

@@ -46,6 +46,7 @@ def test_the_core_layer_carries_the_package_scenarios_and_arm64_dependencies(bui
         assert (site / "cascade" / f"{module}.py").is_file(), module
     assert {p.name for p in (site / "cascade" / "scenarios").glob("*.yaml")} >= {"delivery-failed.yaml",
                                                                                  "abandoned-cart.yaml"}
+    assert {p.name for p in (site / "cascade" / "dashboard").iterdir()} >= {"index.html", "app.js", "style.css"}
     for dist in ("aws_lambda_powertools", "pydantic", "httpx", "jinja2", "yaml", "phonenumbers"):
         assert (site / dist).is_dir(), dist
     native = next((site / "pydantic_core").glob("_pydantic_core*.so"))

@@ -565,7 +565,7 @@
       groups.push({ key: `step-${s.index}`, label: `step ${s.index + 1}`, sub: s.channel,
         forecast: f.audience ? s.expected_successes / f.audience : null, actual: actualStep(s.index) });
     }
-    const bar = 22, gap = 4, pad = 30, top = 20, plot = 150, bottom = 40;
+    const bar = 34, gap = 4, pad = 30, top = 20, plot = 150, bottom = 40;
     const group = 3 * (bar + gap) + pad;
     const width = groups.length * group + pad;
     const chart = svg("svg", { class: "chart", viewBox: `0 0 ${width} ${top + plot + bottom}`, width,

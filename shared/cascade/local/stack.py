@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from cascade.local import faults, lambdas, mail, streams, template
+from cascade.local import faults, lambdas, mail, moto_speed, streams, template
 from cascade.local.deploy import ACCOUNT, Deployed, deploy
 from cascade.local.httpserver import LoopbackServer, json_answer
 from cascade.local.standin import StandIn, invalid
@@ -92,6 +92,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         lambdas.install()
         streams.install()
+        moto_speed.install()
         faults.install_aws_faults()
         mail.install()
         faults.FAULTS.timeout_seconds = self.provider_timeout_seconds
