@@ -110,7 +110,12 @@ def scenario_report(scenario_id: str, from_day: str, to_day: str,
                     store: CascadeStore | None = None) -> dict[str, Any]:
     """The report of the cascades of ``scenario_id`` that started from ``from_day`` to ``to_day``."""
     store = store or default_store()
-    c = _sum(store.aggregates(scenario_id, from_day, to_day))
+    return summarise(scenario_id, from_day, to_day, store.aggregates(scenario_id, from_day, to_day))
+
+
+def summarise(scenario_id: str, from_day: str, to_day: str, counters: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report from the scenario's counter items of those days."""
+    c = _sum(counters)
     steps = _steps(c)
     totals = {**_totals(c), "median_time_to_success_s": _median_seconds(c)}
     first = [s for s in steps if s["index"] == 0]
@@ -167,4 +172,4 @@ def report_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-__all__ = ["COUNTERS", "CSV_COLUMNS", "channel_history", "day_range", "report_csv", "scenario_report"]
+__all__ = ["COUNTERS", "CSV_COLUMNS", "channel_history", "day_range", "report_csv", "scenario_report", "summarise"]

@@ -20,7 +20,13 @@ email one-click unsubscribe token      ``U#<token>`` / ``U``
 a saved scenario version (immutable)   ``SCN#<scenario_id>`` / ``V#<000001>``
 stored scenarios: id → head version    ``SCENARIOS`` / ``INDEX`` (cascade.scenario_store)
 the CRM's webhook (url, sealed secret) ``WEBHOOK`` / ``CONFIG`` (cascade.outbound)
+report counters of a scenario's day    ``AGG#<scenario_id>`` / ``D#<yyyy-mm-dd>`` (cascade.aggregate)
+"this fact was counted" (3 days)       ``AGGDONE#<what>`` / ``D``
+channels a recipient reacts on         ``R#<recipient_id>`` / ``REACTS``
 =====================================  ==============================================
+
+Cascades and touches also carry ``sd`` = ``<scenario>#<start day>`` and ``sdk`` (``C#…`` or
+``T#…``): the ``ByScenarioDay`` index lists a scenario's cascades and facts by day.
 
 Every change that decides whether a message may go out is a conditional write, so a stop and
 a timer that fire together can never both win.

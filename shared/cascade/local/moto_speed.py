@@ -4,16 +4,14 @@ Before a ``TransactWriteItems`` moto deep-copies every table the transaction nam
 can put them back if the transaction is cancelled: the cost of one transaction grows with the
 whole table. The report counters are written in transactions (a marker and the counters, see
 :mod:`cascade.aggregate`), several per cascade, so a long ``make run`` session or the test suite
-would slow down with every cascade. Here the backup copies only what the transaction can change:
-the table's item index, and deep copies of the items under the partition keys it names. A
-cancelled transaction still leaves every item as it was; other writes that land in the middle of
-a transaction are lost on a rollback, as with moto's own backup."""
+would slow down with every cascade. Here the backup is deep copies of the partitions the
+transaction names, and a cancelled transaction puts just those back: every item is left as it
+was, and writes elsewhere in the table while it ran are kept."""
 
 from __future__ import annotations
 
 import copy as _copy
 import threading
-from collections import defaultdict
 from typing import Any
 
 _local = threading.local()
@@ -30,21 +28,27 @@ class _Copy:
 
         partitions = getattr(_local, "partitions", None)
         if isinstance(obj, Table) and partitions is not None:
-            return _backup(obj, partitions)
+            return _Partitions(obj, partitions)
         return _copy.deepcopy(obj, memo)
 
 
-def _backup(table: Any, partitions: set[str]) -> Any:
-    snapshot = _copy.copy(table)
-    items: defaultdict[Any, Any] = defaultdict(dict)
-    for hash_key, value in table.items.items():
-        touched = str(getattr(hash_key, "value", hash_key)) in partitions
-        if isinstance(value, dict):
-            items[hash_key] = {r: (_copy.deepcopy(i) if touched else i) for r, i in value.items()}
-        else:
-            items[hash_key] = _copy.deepcopy(value) if touched else value
-    snapshot.items = items
-    return snapshot
+class _Partitions:
+    """The backup of a table's partitions that a transaction names (deep copies)."""
+
+    def __init__(self, table: Any, keys: set[str]) -> None:
+        self.table, self.keys = table, keys
+        self.saved = {h: _copy.deepcopy(v) for h, v in table.items.items() if _name(h) in keys}
+
+    def restore(self) -> Any:
+        """Put those partitions back as they were (new ones go) and return the table."""
+        for hash_key in [h for h in self.table.items if _name(h) in self.keys and h not in self.saved]:
+            del self.table.items[hash_key]
+        self.table.items.update(self.saved)
+        return self.table
+
+
+def _name(hash_key: Any) -> str:
+    return str(getattr(hash_key, "value", hash_key))
 
 
 def _partition_keys(transact_items: list[dict[str, Any]]) -> set[str]:
@@ -71,6 +75,11 @@ def install() -> None:
             return original(self, transact_items)
         finally:
             _local.partitions = None
+            # A cancelled transaction "restored" the tables to their backups: put the real
+            # tables back with those partitions restored.
+            for name, table in list(self.tables.items()):
+                if isinstance(table, _Partitions):
+                    self.tables[name] = table.restore()
 
     transact_write_items._cheap_backup = True  # type: ignore[attr-defined]
     models.copy = _Copy  # type: ignore[assignment]
