@@ -44,7 +44,8 @@ BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 def matches(pattern: Any, value: Any) -> bool:
     """An EventBridge-style filter pattern (the subset Lambda's FilterCriteria use here: nested
-    objects, lists of allowed values, ``{"prefix": ...}`` and ``{"exists": bool}``)."""
+    objects, lists of allowed values, ``{"prefix": ...}``, ``{"anything-but": [...]}`` and
+    ``{"exists": bool}``)."""
     if isinstance(pattern, dict):
         if not isinstance(value, dict):
             return False
@@ -64,6 +65,9 @@ def matches(pattern: Any, value: Any) -> bool:
 def _leaf(allowed: Any, value: Any) -> bool:
     if isinstance(allowed, dict) and "prefix" in allowed:
         return isinstance(value, str) and value.startswith(str(allowed["prefix"]))
+    if isinstance(allowed, dict) and "anything-but" in allowed:
+        refused = allowed["anything-but"]
+        return value not in (refused if isinstance(refused, list) else [refused])
     return bool(allowed == value)
 
 
