@@ -344,6 +344,7 @@ def measure_reports() -> list[ReportScale]:
     from cascade.store import CascadeStore
 
     moto_speed.install()  # as on the local stack: a transaction's backup copies what it touches
+    os.environ.pop("AWS_ENDPOINT_URL", None)  # the stack pointed clients at its moto server
     des = TypeDeserializer()
     results: list[ReportScale] = []
     with mock_aws():

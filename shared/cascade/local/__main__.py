@@ -19,6 +19,7 @@ def main() -> None:
     print(f"""
 Cascade local stack is up.
   API            {stack.url}            (docs: {stack.url}/docs)
+  dashboard      {stack.url}/dashboard  (asks for the API key below)
   API key        {stack.api_key}
   time scale     {stack.time_scale:g} cascade seconds per real second (a 2 h wait takes {7200 / stack.time_scale:g} s)
   AWS (moto)     {stack.aws_endpoint}
