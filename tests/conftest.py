@@ -69,6 +69,15 @@ def api(stack: Any) -> Api:
     return Api(stack.url)
 
 
+@pytest.fixture
+def saved(api: Api) -> Iterator[list[str]]:
+    """Ids of the scenarios a test saves: deleted afterwards, so presets are back for other tests."""
+    ids: list[str] = []
+    yield ids
+    for scenario_id in ids:
+        api.http.delete(f"/v1/scenarios/{scenario_id}")
+
+
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.1) -> Any:
     """Poll until ``check()`` is truthy; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -37,14 +37,12 @@ expire after three days (a stream keeps records for one)."""
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from cascade.observability import logger
-from cascade.store import STEP_RANK, CascadeStore, _dump, _failed_condition, _load, default_store
+from cascade.policy import parse_time
+from cascade.store import STEP_RANK, CascadeStore, default_store, stream_image
 
 FUNNEL = ("delivered", "read", "clicked", "replied")
 SIGNAL_STATUS = {"delivered": "delivered", "read": "read", "clicked": "clicked", "replied": "replied",
@@ -52,7 +50,6 @@ SIGNAL_STATUS = {"delivered": "delivered", "read": "read", "clicked": "clicked",
 REACTIONS = frozenset({"read", "clicked", "replied", "confirmed"})
 # Skipped by a policy that protects the customer (reports call these suppressed).
 SUPPRESSED = frozenset({"test_mode", "no_consent", "opted_out", "frequency_cap"})
-MARKER_SECONDS = 3 * 24 * 3600
 TTS_PER_OCTAVE = 8  # time-to-success buckets: 8 per doubling, about 9 % wide
 
 
@@ -76,19 +73,12 @@ def bucket_seconds(bucket: int) -> float:
     return float(2 ** ((bucket + 0.5) / TTS_PER_OCTAVE) - 1)
 
 
-def _seconds_between(start: str, end: str) -> float:
-    from datetime import datetime
-
-    a, b = (datetime.fromisoformat(x.replace("Z", "+00:00")) for x in (start, end))
-    return (b - a).total_seconds()
-
-
 def changes(record: dict[str, Any], time_scale: float = 1.0) -> list[Change]:
     """What one stream record adds to the counters (nothing for most records)."""
     ddb = record.get("dynamodb") or {}
-    keys = _load(ddb.get("Keys")) or {}
+    keys = stream_image(ddb.get("Keys")) or {}
     pk, sk = str(keys.get("pk", "")), str(keys.get("sk", ""))
-    new, old = _load(ddb.get("NewImage")), _load(ddb.get("OldImage"))
+    new, old = stream_image(ddb.get("NewImage")), stream_image(ddb.get("OldImage"))
     name = record.get("eventName")
     if pk.startswith("C#") and sk == "C":
         return _cascade(name, old, new, time_scale)
@@ -121,7 +111,8 @@ def _cascade(name: Any, old: dict[str, Any] | None, new: dict[str, Any] | None, 
         if step is not None:
             counts[f"s#{step}#{new['steps'][step]['channel']}#successes"] = 1
         if new.get("finished_at"):
-            seconds = _seconds_between(str(new["created_at"]), str(new["finished_at"])) * time_scale
+            elapsed = parse_time(new["finished_at"]) - parse_time(new["created_at"])
+            seconds = elapsed.total_seconds() * time_scale
             counts.update({f"tts#{tts_bucket(seconds)}": 1, "tts_n": 1, "tts_sum_s": round(seconds)})
         found.append(_reached(cid, scenario, day, new))
     return [Change(f"{cid}#finished", scenario, day, counts), *found]
@@ -172,34 +163,7 @@ def _touch(key: str, t: dict[str, Any]) -> list[Change]:
 
 def apply(change: Change, store: CascadeStore) -> bool:
     """Count ``change`` once. False if it had been counted already."""
-    names, adds, values = {}, [], {}
-    for n, (counter, amount) in enumerate(sorted(change.counts.items())):
-        names[f"#c{n}"] = counter
-        values[f":c{n}"] = amount
-        adds.append(f"#c{n} :c{n}")
-    items: list[dict[str, Any]] = [
-        {"Put": {"TableName": store.table, "ConditionExpression": "attribute_not_exists(pk)",
-                 "Item": _dump({"pk": f"AGGDONE#{change.marker}", "sk": "D",
-                                "expires_at": int(time.time()) + MARKER_SECONDS})}},
-        {"Update": {"TableName": store.table,
-                    "Key": _dump({"pk": f"AGG#{change.scenario}", "sk": f"D#{change.day}"}),
-                    "UpdateExpression": "ADD " + ", ".join(adds), "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": _dump(values)}},
-    ]
-    if change.reacts:
-        r = change.reacts
-        items.append({"Update": {
-            "TableName": store.table, "Key": _dump({"pk": f"R#{r['recipient_id']}", "sk": "REACTS"}),
-            "UpdateExpression": "ADD #ch :one SET last_channel = :ch, last_at = :at",
-            "ExpressionAttributeNames": {"#ch": r["channel"]},
-            "ExpressionAttributeValues": _dump({":one": 1, ":ch": r["channel"], ":at": r["at"]})}})
-    try:
-        store.db.transact_write_items(TransactItems=items)
-    except ClientError as exc:
-        if _failed_condition(exc):
-            return False
-        raise
-    return True
+    return store.count_once(change.marker, change.scenario, change.day, change.counts, change.reacts)
 
 
 def handle(event: dict[str, Any], store: CascadeStore | None = None,

@@ -26,7 +26,8 @@ the receiver drops what it has already seen.
 HMAC-SHA256(secret, "<timestamp>.<raw body>")>`` (the operator desk's scheme); the receiver
 recomputes it over the raw body and refuses timestamps more than 5 minutes off.
 
-**Delivery.** Records are delivered one at a time, in stream order. Each gets :data:`ATTEMPTS`
+**Delivery** (its HTTP side is :mod:`cascade.channels.crm`). Records are delivered one at a time,
+in stream order. Each gets :data:`ATTEMPTS`
 tries with capped exponential backoff (honouring ``Retry-After``); a 4xx other than 408 and 429
 is the receiver refusing the event for good: logged and dropped. A record still failing after its
 tries is reported in ``batchItemFailures`` and nothing after it is attempted, so the event source
@@ -42,27 +43,31 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
+from cascade.channels.crm import (
+    ATTEMPTS,
+    BACKOFF_CAP_S,
+    BACKOFF_S,
+    USER_AGENT,
+    backoff,
+    body_of,
+    crm_client,
+    deliver,
+    safe_url,
+    signed_headers,
+    worst_case_seconds,
+)
 from cascade.errors import NotFound, ValidationFailed
 from cascade.models import OUTBOUND_EVENT_TYPES, WebhookIn, WebhookView
 from cascade.observability import logger
-from cascade.store import CascadeStore, default_store, now_iso
+from cascade.store import CascadeStore, default_store, now_iso, stream_image
 
 if TYPE_CHECKING:
-    import httpx
+    from cascade.channels.crm import HttpClient
 
-ATTEMPTS = 3
-BACKOFF_S = 0.5  # before the second try; doubles, capped at BACKOFF_CAP_S
-BACKOFF_CAP_S = 5.0
-USER_AGENT = "cascade-outbound/1"
 _ENCRYPTION_CONTEXT = {"purpose": "crm-webhook"}
-_de = TypeDeserializer()
 
-Outcome = Literal["delivered", "refused", "failed"]
 
 # -- registration (PUT/GET/DELETE /v1/webhooks) ---------------------------------------------------
 
@@ -150,18 +155,7 @@ def event_id(pk: str, sk: str, event_type: str, status: str = "") -> str:
 
 
 def _image(record: dict[str, Any], which: str) -> dict[str, Any]:
-    raw = (record.get("dynamodb") or {}).get(which) or {}
-    return {k: _plain(_de.deserialize(v)) for k, v in raw.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return stream_image((record.get("dynamodb") or {}).get(which)) or {}
 
 
 def event_for(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -261,88 +255,6 @@ def _compact(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if v is not None}
 
 
-# -- signing and delivery -----------------------------------------------------------------------------
-
-
-def body_of(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def signed_headers(secret: str, event: dict[str, Any], body: bytes, now: float | None = None) -> dict[str, str]:
-    from cascade.channels.operator import signature
-
-    timestamp = int(time.time() if now is None else now)
-    return {"content-type": "application/json", "user-agent": USER_AGENT,
-            "x-cascade-event-id": str(event["id"]), "x-cascade-event-type": str(event["type"]),
-            "x-cascade-timestamp": str(timestamp), "x-cascade-signature": signature(secret, timestamp, body)}
-
-
-def safe_url(url: str) -> str:
-    """What a log may say about the receiver: scheme, host and path (no credentials, no query)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
-def backoff(attempt: int, retry_after: str | None = None) -> float:
-    """Seconds to wait before try ``attempt + 1`` (``attempt`` ≥ 1)."""
-    wait = min(BACKOFF_CAP_S, BACKOFF_S * 2 ** (attempt - 1))
-    if retry_after and retry_after.strip().isdigit():
-        wait = max(wait, min(BACKOFF_CAP_S, float(retry_after)))
-    return wait
-
-
-def deliver(event: dict[str, Any], url: str, secret: str, http: httpx.Client,
-            sleep: Any = time.sleep) -> Outcome:
-    """POST one event, with up to :data:`ATTEMPTS` tries. ``refused``: the receiver said no for
-    good (a 4xx other than 408/429, or a redirect); ``failed``: it never said yes."""
-    import httpx
-
-    body = body_of(event)
-    where = safe_url(url)
-    for attempt in range(1, ATTEMPTS + 1):
-        retry_after = None
-        try:
-            resp = http.post(url, content=body, headers=signed_headers(secret, event, body))
-        except httpx.HTTPError as exc:
-            status, problem = None, type(exc).__name__
-        else:
-            status, problem = resp.status_code, f"HTTP {resp.status_code}"
-            retry_after = resp.headers.get("retry-after")
-            if 200 <= status < 300:
-                logger.info("crm event delivered", event_id=event["id"], type=event["type"],
-                            cascade_id=event.get("cascade_id"), status=status, attempts=attempt, url=where)
-                return "delivered"
-            if 300 <= status < 500 and status not in (408, 429):
-                logger.warning("crm refused the event: dropped", event_id=event["id"], type=event["type"],
-                               cascade_id=event.get("cascade_id"), status=status, url=where)
-                return "refused"
-        logger.warning("crm delivery failed", event_id=event["id"], type=event["type"], attempt=attempt,
-                       problem=problem, status=status, url=where)
-        if attempt < ATTEMPTS:
-            sleep(backoff(attempt, retry_after))
-    return "failed"
-
-
-def worst_case_seconds(timeout_s: float) -> float:
-    """How long one record can take: every try timing out, plus the waits between them."""
-    return ATTEMPTS * (timeout_s + 3.0) + sum(backoff(a) for a in range(1, ATTEMPTS))
-
-
-_http: httpx.Client | None = None
-
-
-def _client() -> httpx.Client:
-    global _http
-    if _http is None:
-        from cascade.channels import http_client
-
-        _http = http_client()  # bounded by the provider timeout; redirects are not followed
-    return _http
-
-
 @dataclass(frozen=True)
 class Target:
     """Where events go: the registration, its secret opened."""
@@ -362,7 +274,7 @@ def target(store: CascadeStore | None = None) -> Target | None:
 
 
 def handle(batch: dict[str, Any], context: Any = None, *, to: Target | None = None,
-           http: httpx.Client | None = None, sleep: Any = time.sleep) -> dict[str, Any]:
+           http: HttpClient | None = None, sleep: Any = time.sleep) -> dict[str, Any]:
     """A batch of stream records → events to the registered URL (or ``to``), in order. Returns
     the partial batch response: the first record that could not be delivered (the mapping
     retries from it); nothing after it is attempted."""
@@ -383,10 +295,10 @@ def handle(batch: dict[str, Any], context: Any = None, *, to: Target | None = No
         if left_s < worst_case_seconds(settings().provider_timeout_seconds):
             logger.info("out of time: the rest of the batch comes again", event_id=event["id"])
             return {"batchItemFailures": [{"itemIdentifier": sequence}]}
-        if deliver(event, to.url, to.secret, http or _client(), sleep) == "failed":
+        if deliver(event, to.url, to.secret, http or crm_client(), sleep) == "failed":
             return {"batchItemFailures": [{"itemIdentifier": sequence}]}
     return {"batchItemFailures": []}
 
 
-__all__ = ["ATTEMPTS", "Target", "backoff", "body_of", "deliver", "event_for", "event_id", "handle", "parse",
+__all__ = ["ATTEMPTS", "BACKOFF_CAP_S", "BACKOFF_S", "USER_AGENT", "Target", "backoff", "body_of", "deliver", "event_for", "event_id", "handle", "parse",
            "redact", "register", "registration", "safe_url", "signed_headers", "target", "unregister", "worst_case_seconds"]

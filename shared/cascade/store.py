@@ -48,6 +48,7 @@ _de = TypeDeserializer()
 # A signal may only move a step forward along this order.
 STEP_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "clicked": 5, "replied": 6}
 KEEP_SECONDS = 180 * 24 * 3600
+MARKER_SECONDS = 3 * 24 * 3600  # "counted" markers outlive the stream's 24 h of records
 
 
 def _dump(item: dict[str, Any]) -> dict[str, Any]:
@@ -69,6 +70,11 @@ def _plain(value: Any) -> Any:
     if type(value).__name__ == "Decimal":
         return int(value)
     return value
+
+
+def stream_image(image: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stream record's ``Keys``, ``NewImage`` or ``OldImage`` as a plain item (None if absent)."""
+    return _load(image)
 
 
 def _failed_condition(exc: ClientError) -> bool:
@@ -313,17 +319,8 @@ class CascadeStore:
         self._put({"pk": f"R#{recipient_id}", "sk": sk, **touch, **by_day})
 
     def touches(self, recipient_id: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "KeyConditionExpression": "pk = :pk AND begins_with(sk, :t)",
-            "ExpressionAttributeValues": _dump({":pk": f"R#{recipient_id}", ":t": "T#"}),
-        }
-        while True:
-            resp = self.db.query(**kwargs)
-            items.extend(i for i in (_load(x) for x in resp.get("Items", [])) if i)
-            if "LastEvaluatedKey" not in resp:
-                return items
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return self._query_all(KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+                               ExpressionAttributeValues=_dump({":pk": f"R#{recipient_id}", ":t": "T#"}))
 
     # -- frequency cap (cascade.policy) ---------------------------------------------------------
 
@@ -368,13 +365,7 @@ class CascadeStore:
             key = {"pk": f"SCN#{version['scenario_id']}", "sk": f"V#{version['version']:06d}"}
             items.append({"Put": {"TableName": self.table, "Item": _dump({**key, **version}),
                                   "ConditionExpression": "attribute_not_exists(pk)"}})
-        try:
-            self.db.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if _failed_condition(exc):
-                return False
-            raise
-        return True
+        return self._transact(items)
 
     # -- reports (cascade.aggregate, cascade.reports) --------------------------------------------
 
@@ -385,18 +376,35 @@ class CascadeStore:
 
     def aggregates(self, scenario_id: str, from_day: str, to_day: str) -> list[dict[str, Any]]:
         """A scenario's counter items for the days ``from_day`` to ``to_day`` (one query)."""
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table, "KeyConditionExpression": "pk = :pk AND sk BETWEEN :a AND :b",
-            "ExpressionAttributeValues": _dump({":pk": f"AGG#{scenario_id}", ":a": f"D#{from_day}",
-                                                ":b": f"D#{to_day}"}),
-        }
-        while True:
-            resp = self.db.query(**kwargs)
-            items.extend(i for i in (_load(x) for x in resp.get("Items", [])) if i)
-            if "LastEvaluatedKey" not in resp:
-                return items
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return self._query_all(KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+                               ExpressionAttributeValues=_dump({":pk": f"AGG#{scenario_id}", ":a": f"D#{from_day}",
+                                                                ":b": f"D#{to_day}"}))
+
+    def count_once(self, marker: str, scenario_id: str, day: str, counts: dict[str, int],
+                   reacts: dict[str, str] | None = None) -> bool:
+        """Add ``counts`` to the scenario's counters of ``day`` (and a reaction to the recipient's
+        ``REACTS``) in one transaction with the marker ``AGGDONE#<marker>``: False, and nothing
+        added, if that marker exists (it was counted already). Markers expire after three days."""
+        names, adds, values = {}, [], {}
+        for n, (counter, amount) in enumerate(sorted(counts.items())):
+            names[f"#c{n}"] = counter
+            values[f":c{n}"] = amount
+            adds.append(f"#c{n} :c{n}")
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
+                     "Item": _dump({"pk": f"AGGDONE#{marker}", "sk": "D",
+                                    "expires_at": int(time.time()) + MARKER_SECONDS})}},
+            {"Update": {"TableName": self.table, "Key": _dump({"pk": f"AGG#{scenario_id}", "sk": f"D#{day}"}),
+                        "UpdateExpression": "ADD " + ", ".join(adds), "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": _dump(values)}},
+        ]
+        if reacts:
+            items.append({"Update": {
+                "TableName": self.table, "Key": _dump({"pk": f"R#{reacts['recipient_id']}", "sk": "REACTS"}),
+                "UpdateExpression": "ADD #ch :one SET last_channel = :ch, last_at = :at",
+                "ExpressionAttributeNames": {"#ch": reacts["channel"]},
+                "ExpressionAttributeValues": _dump({":one": 1, ":ch": reacts["channel"], ":at": reacts["at"]})}})
+        return self._transact(items)
 
     def recent_cascades(self, scenario_id: str, days: list[str], status: str | None,
                         limit: int) -> list[dict[str, Any]]:
@@ -523,6 +531,27 @@ class CascadeStore:
 
     def delete_webhook(self) -> None:
         self.db.delete_item(TableName=self.table, Key=_dump({"pk": "WEBHOOK", "sk": "CONFIG"}))
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        """Write ``items`` all or nothing. False if a condition failed (nothing was written)."""
+        try:
+            self.db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def _query_all(self, **query: Any) -> list[dict[str, Any]]:
+        """Every item a query finds, page after page."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.table, **query}
+        while True:
+            resp = self.db.query(**kwargs)
+            items.extend(i for i in (_load(x) for x in resp.get("Items", [])) if i)
+            if "LastEvaluatedKey" not in resp:
+                return items
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _put(self, item: dict[str, Any]) -> None:
         item.setdefault("expires_at", int(time.time()) + KEEP_SECONDS)

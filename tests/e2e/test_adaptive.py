@@ -5,7 +5,6 @@ a scenario mixing adaptive order with scheduled steps is refused."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
@@ -18,14 +17,6 @@ from tests.conftest import Api, wait_for
 pytestmark = pytest.mark.stack
 
 HOLDOUT = 0.5
-
-
-@pytest.fixture
-def saved(api: Api) -> Iterator[list[str]]:
-    ids: list[str] = []
-    yield ids
-    for scenario_id in ids:
-        api.http.delete(f"/v1/scenarios/{scenario_id}")
 
 
 def _scenario(tag: str, **changes: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ cascade (85 % reach vs 20 % for email alone, and its cost), bad input named, unk
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,15 +18,6 @@ pytestmark = pytest.mark.stack
 EMAIL, TELEGRAM, SMS, VOICE = 0.0001, 0.0, 0.0079, 0.05
 CONTRACT = {"audience", "reach", "successes", "cost", "currency", "steps", "time_to_success_s", "single_channel",
             "rates", "rates_source", "samples"}
-
-
-@pytest.fixture
-def saved(api: Api) -> Iterator[list[str]]:
-    """Ids of the scenarios a test saves, deleted afterwards."""
-    ids: list[str] = []
-    yield ids
-    for scenario_id in ids:
-        api.http.delete(f"/v1/scenarios/{scenario_id}")
 
 
 def save(api: Api, saved: list[str], scenario_id: str, body: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ scenarios are refused naming the step and field. Every saved scenario is deleted
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,15 +13,6 @@ import pytest
 from tests.conftest import Api, wait_for
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture
-def saved(api: Api) -> Iterator[list[str]]:
-    """Ids of the scenarios a test saves: deleted afterwards, so presets are back for other tests."""
-    ids: list[str] = []
-    yield ids
-    for scenario_id in ids:
-        api.http.delete(f"/v1/scenarios/{scenario_id}")
 
 
 def _custom(**changes: Any) -> dict[str, Any]:
