@@ -29,7 +29,7 @@ from cascade.channels.whatsapp import (
     verify_subscription,
     window_open,
 )
-from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid, ValidationFailed
+from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLE_SECRET = "sample-whatsapp-app-secret"
@@ -121,20 +121,32 @@ def test_a_message_quoting_nothing_belongs_to_the_senders_number() -> None:
 
 
 @pytest.mark.parametrize(("raw", "field"), [
-    ({"entry": []}, "object"),
+    ({"entry": "x"}, "entry"),
     ({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"statuses": [{"status": "read"}]}}]}]},
-     "entry.0.changes.0.value.statuses.0.id"),
+     "entry[0].changes[0].value.statuses[0].id"),
     ({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"messages": [
-        {"id": "wamid.x", "timestamp": "1", "type": "text"}]}}]}]}, "entry.0.changes.0.value.messages.0.from"),
+        {"id": "wamid.x", "timestamp": "1", "type": "text"}]}}]}]}, "entry[0].changes[0].value.messages[0]"),
     ({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"messages": [
         {"from": "1", "id": "wamid.x", "timestamp": "yesterday", "type": "text"}]}}]}]},
-     "entry.0.changes.0.value.messages.0.timestamp"),
-    ([1, 2], "body"),
+     "entry[0].changes[0].value.messages[0].timestamp"),
+    ([1, 2], "entry"),
 ])
-def test_a_malformed_notification_names_the_field(raw: Any, field: str) -> None:
-    with pytest.raises(ValidationFailed) as caught:
-        parse_notification(raw)
-    assert caught.value.details[0]["field"] == field
+def test_an_unusable_part_of_a_notification_is_skipped_and_named(raw: Any, field: str) -> None:
+    note = parse_notification(raw)
+    assert note.statuses() == [] and note.messages() == []
+    assert len(note.skipped) == 1 and note.skipped[0].startswith(field)
+
+
+def test_a_message_from_a_customer_with_a_username_has_no_number_but_a_user_id() -> None:
+    note = parse_notification({"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {
+        "contacts": [{"profile": {"name": "Sam", "username": "@sam"}, "user_id": "US.13491208655302741918"}],
+        "messages": [{"from_user_id": "US.13491208655302741918", "id": "wamid.x", "timestamp": "1", "type": "text",
+                      "text": {"body": "Yes"}}],
+        "statuses": [{"id": "wamid.y", "status": "read", "timestamp": "1"}]}}]}]})
+    (message,) = note.messages()
+    assert (message.sender, message.chat) == (None, "US.13491208655302741918")
+    assert reply_signal(message).chat_id == "US.13491208655302741918"
+    assert note.statuses()[0].recipient_user_id == "US.13491208655302741918"  # from the value's contacts
 
 
 def test_the_window_lasts_24_hours_of_cascade_time() -> None:
