@@ -19,6 +19,7 @@ from cascade.channels.whatsapp import (
     ReengagementRequired,
     WhatsAppChannel,
     check_signature,
+    graph_base,
     graph_error,
     parse_notification,
     reply_signal,
@@ -212,6 +213,21 @@ def test_send_posts_the_template_and_keeps_the_wamid(wa: Any) -> None:
     assert accepted["payload"]["template"]["name"] == "cart_reminder" and accepted["wa_id"] == "14155550123"
     assert accepted["biz_opaque_callback_data"] == "c_1:1"
     assert wa.outbox()[0]["text"] == "[cart_reminder] https://api.test/r/abc"
+
+
+@pytest.mark.parametrize("version", ["v26.0", "v30.0"])
+def test_the_graph_api_version_is_a_setting_and_the_cloud_api_takes_any(wa: Any, version: str) -> None:
+    from cascade.settings import Settings
+
+    channel = WhatsAppChannel(httpx.Client(timeout=5), wa.url, wa.phone_number_id, wa.access_token,
+                              api_version=version)
+    assert channel.api_base == f"{wa.url}/{version}"
+    assert wa.find(channel.send(_message(whatsapp_send="template")).provider_message_id) is not None
+    assert Settings.model_validate({"TABLE_NAME": "t", "WHATSAPP_API_VERSION": "v30.0"}).whatsapp_api_version == "v30.0"
+    assert Settings.model_validate({"TABLE_NAME": "t"}).whatsapp_api_base == "https://graph.facebook.com"
+    with pytest.raises(ValueError, match="WHATSAPP_API_VERSION"):
+        Settings.model_validate({"TABLE_NAME": "t", "WHATSAPP_API_VERSION": "26"})
+    assert graph_base("https://graph.facebook.com/v21.0/", "v26.0") == "https://graph.facebook.com/v21.0"  # as before
 
 
 def test_the_cloud_api_refuses_what_it_would_refuse(wa: Any) -> None:
