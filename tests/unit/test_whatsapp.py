@@ -276,3 +276,9 @@ def test_a_free_text_refused_at_once_with_131047_goes_out_as_the_template() -> N
     with pytest.raises(ReengagementRequired):
         channel.send(no_template)
     assert "EAAG-token" not in repr(channel)
+
+
+def test_the_username_sample_is_a_reply_from_a_bsuid_with_no_number() -> None:
+    (message,) = _parsed("webhooks-whatsapp-username.json").messages()
+    sig = reply_signal(message)
+    assert (message.sender, sig.chat_id, sig.text) == (None, "US.13491208655302741918", "Is the discount still on?")
