@@ -282,3 +282,14 @@ def test_a_signed_batch_with_an_unusable_part_is_answered_200_and_the_rest_count
     view = wait_for("the stop", lambda: (v := api.cascade(cascade_id))["status"] != "running" and v)
     assert (view["status"], view["stop_reason"]) == ("succeeded", "read")
     assert view["steps"][1]["status"] == "read"
+
+
+def test_local_simulate_plays_a_reply_from_a_customer_with_a_username(api: Api, wa: Any) -> None:
+    number = _number()
+    cascade_id = api.start(_cart(number))
+    message = _whatsapp(api, cascade_id)[0]
+    assert api.simulate(message["provider_message_id"], "replied", text="Yes", username="").status_code == 422
+    resp = api.simulate(message["provider_message_id"], "replied", text="Yes", username="sam.shops")
+    assert resp.status_code == 200 and wa.usernames[number.lstrip("+")] == "sam.shops"
+    view = wait_for("the stop", lambda: (v := api.cascade(cascade_id))["status"] != "running" and v)
+    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")

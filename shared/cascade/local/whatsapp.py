@@ -115,6 +115,11 @@ class WhatsAppStandIn(StandIn):
                 return invalid("code", "a Cloud API error code (a whole number), e.g. 131026")
             resp = self.status(original, "failed", code)
         elif signal == "replied":
+            username = request.get("username")
+            if username is not None:
+                if not isinstance(username, str) or not username.strip():
+                    return invalid("username", "the customer's WhatsApp username, e.g. \"sam.shops\"")
+                self.adopt_username(f"+{original['wa_id']}", username.strip())  # from now on: no number
             resp = self.customer_writes(f"+{original['wa_id']}", str(request.get("text") or "Thanks!"), original["id"])
         else:
             return invalid("signal", f"WhatsApp reports no {signal!r}; read, delivered, failed or replied")
