@@ -77,5 +77,8 @@ def test_a_customer_blocking_the_bot_is_a_my_chat_member_update_naming_the_chat(
     assert parse_update(update) is None  # not a button press or a reply
     update["my_chat_member"]["new_chat_member"]["status"] = "member"  # unblocked again: not an opt-out
     assert blocked_chat(update) is None
+    update["my_chat_member"]["new_chat_member"]["status"] = "kicked"
+    update["my_chat_member"]["chat"] = {"id": -100123, "type": "group", "title": "Staff"}
+    assert blocked_chat(update) is None  # a group removing the bot is no customer's opt-out
     button = json.loads(json.loads((EVENTS / "telegram-webhook-button.json").read_text())["body"])
     assert blocked_chat(button) is None

@@ -85,6 +85,7 @@ def check_secret(headers: dict[str, str], expected: str) -> None:
 
 class _Chat(BaseModel):
     id: int
+    type: str | None = None
 
 
 class _Quoted(BaseModel):
@@ -127,7 +128,9 @@ def blocked_chat(raw: Any) -> str | None:
         member = _Update.model_validate(raw).my_chat_member
     except ValidationError:
         return None
-    return str(member.chat.id) if member and member.new_chat_member.status == "kicked" else None
+    if not member or member.new_chat_member.status != "kicked" or member.chat.type not in (None, "private"):
+        return None  # a group removing the bot is not a customer opting out
+    return str(member.chat.id)
 
 
 def opt_out(chat_id: str) -> None:
