@@ -416,7 +416,7 @@ def handle(note: Notification) -> None:
         ref = locate(status, store, early=reengage)
         if ref is None:
             continue
-        if status.recipient_user_id:
+        if status.recipient_user_id and sig.signal != "failed":  # it reached them: they may answer from there
             learn_user_id(status, ref, store)
         if reengage and send_template_instead(status, ref, store):
             continue
