@@ -123,6 +123,7 @@ def whatsapp(recorder: Recorder) -> Iterator[Any]:
     from cascade.local.whatsapp import WhatsAppStandIn
 
     standin = WhatsAppStandIn()
+    standin.approved = {"order_update": 1}  # what the business had approved in WhatsApp Manager
     standin.start()
     standin.webhook_url = f"{recorder.url}/wa"
     yield standin
@@ -131,6 +132,7 @@ def whatsapp(recorder: Recorder) -> Iterator[Any]:
 
 def test_pywa_sends_through_the_whatsapp_stand_in_and_parses_its_webhooks(whatsapp: Any, recorder: Recorder) -> None:
     from pywa import WhatsApp, types
+    from pywa.types.templates import BodyText, TemplateLanguage
 
     received: list[Any] = []
     wa = WhatsApp(phone_id=whatsapp.phone_number_id, token=whatsapp.access_token, app_secret=whatsapp.app_secret,
@@ -144,10 +146,17 @@ def test_pywa_sends_through_the_whatsapp_stand_in_and_parses_its_webhooks(whatsa
     wait_for("the sent and delivered statuses", lambda: len(recorder.bodies()) >= 3, timeout=10)
     bsuid = whatsapp.adopt_username("+14155550123", "sam.2026")
     whatsapp.customer_writes("+14155550123", "Thanks!", quoting=sent.id)  # now with a username: no number
+    nobody = wa.send_template(to="+14155550199", name="order_update", language=TemplateLanguage.ENGLISH_US,
+                              params=[BodyText.params("A-1001")])
+    whatsapp.status(whatsapp.find(nobody.id), "failed", 131026)  # not a WhatsApp user: no BSUID
+    wait_for("every webhook", lambda: len(recorder.bodies()) >= 5, timeout=10)
 
     for _, headers, body in list(recorder.requests):
         assert wa.webhook_update_validator(body, headers.get("x-hub-signature-256")) is None  # signature checks out
         assert wa.webhook_update_handler(body) == ("ok", 200)
+    *received, failed = received
+    assert isinstance(failed, types.MessageStatus) and failed.status.value == "failed" and failed.id == nobody.id
+    assert failed.error is not None and failed.error.code == 131026 and failed.from_user.bsuid is None
     first, *statuses, last = received
     assert isinstance(first, types.Message) and first.from_user.wa_id == "14155550123"
     assert first.from_user.bsuid == bsuid
@@ -182,7 +191,13 @@ def test_viberbot_drives_the_viber_stand_in_and_parses_its_callbacks(
     import viberbot.api.api
     from viberbot import Api, BotConfiguration
     from viberbot.api.messages import TextMessage
-    from viberbot.api.viber_requests import ViberMessageRequest, ViberSeenRequest
+    from viberbot.api.viber_requests import (
+        ViberConversationStartedRequest,
+        ViberDeliveredRequest,
+        ViberMessageRequest,
+        ViberSeenRequest,
+        ViberUnsubscribedRequest,
+    )
 
     monkeypatch.setattr(viberbot.api.api, "VIBER_BOT_API_URL", f"{viber.url}/pa")  # the SDK's endpoint
     bot = Api(BotConfiguration(name="Cascade", avatar="", auth_token=viber.auth_token))
@@ -193,8 +208,11 @@ def test_viberbot_drives_the_viber_stand_in_and_parses_its_callbacks(
     viber.subscribe(user)
     (token,) = bot.send_messages(user, [TextMessage(text="Your visit is tomorrow at 10:00", tracking_data="c:0")])
     original = viber.find(str(token))
+    viber.receipt(original, "delivered")
     viber.receipt(original, "seen")
     viber.reply(original, "Thanks, see you")
+    viber.unsubscribe(user)
+    viber.start_conversation("9876543210B=", "bind-token")
 
     parsed = []
     for _, headers, body in recorder.requests:
@@ -204,6 +222,11 @@ def test_viberbot_drives_the_viber_stand_in_and_parses_its_callbacks(
     reply = next(p for p in parsed if isinstance(p, ViberMessageRequest))
     assert str(seen.message_token) == str(token) and seen.user_id == user
     assert reply.sender.id == user and reply.message.text == "Thanks, see you"
+    delivered = next(p for p in parsed if isinstance(p, ViberDeliveredRequest))
+    assert str(delivered.message_token) == str(token)
+    assert next(p for p in parsed if isinstance(p, ViberUnsubscribedRequest)).user_id == user
+    started = next(p for p in parsed if isinstance(p, ViberConversationStartedRequest))
+    assert (started.user.id, started.context) == ("9876543210B=", "bind-token")
 
 
 # -- Twilio: the twilio helper library ------------------------------------------------------------
@@ -230,16 +253,26 @@ def test_the_twilio_library_drives_the_twilio_stand_in_and_validates_its_webhook
                                      status_callback=f"{recorder.url}/sms-status")
     assert message.sid.startswith("SM") and message.to == "+14155550123" and message.status in ("queued", "accepted")
     call = client.calls.create(to="+14155550123", from_=twilio.from_number,
-                               twiml="<Response><Say>Your order is ready</Say></Response>",
+                               twiml=f'<Response><Gather numDigits="1" action="{recorder.url}/gather">'
+                                     "<Say>Your order is ready. Press 1 to confirm.</Say></Gather></Response>",
                                status_callback=f"{recorder.url}/call-status",
                                status_callback_event=["initiated", "ringing", "answered", "completed"])
     assert call.sid.startswith("CA") and call.status == "queued"
-    wait_for("the status callbacks", lambda: len(recorder.requests) >= 2, timeout=10)
+    wait_for("the status callbacks", lambda: len(recorder.requests) >= 3, timeout=10)  # sent, initiated, ringing
+    twilio.sms_url = f"{recorder.url}/sms-in"
+    assert json.loads(twilio.simulate({"provider_message_id": call.sid}, {"signal": "confirmed"})[2])["ok"]
+    assert json.loads(twilio.simulate({"provider_message_id": message.sid}, {"signal": "delivered"})[2])["ok"]
+    twilio.text_in("+14155550123", "STOP")
 
     validator = RequestValidator(twilio.auth_token)
     for path, headers, body in recorder.requests:
-        params = dict(parse_qsl(body.decode()))
+        params = dict(parse_qsl(body.decode(), keep_blank_values=True))
         assert validator.validate(f"{recorder.url}{path}", params, headers["x-twilio-signature"]), path
         assert params["AccountSid"] == twilio.account_sid
     assert {dict(parse_qsl(b.decode())).get("MessageSid") for b in recorder.bodies()} >= {message.sid}
     assert {dict(parse_qsl(b.decode())).get("CallSid") for b in recorder.bodies()} >= {call.sid}
+    by_path = {path: dict(parse_qsl(body.decode())) for path, _, body in recorder.requests}
+    assert by_path["/gather"]["Digits"] == "1"
+    assert by_path["/sms-in"]["Body"] == "STOP" and by_path["/sms-in"]["OptOutType"] == "STOP"
+    assert [dict(parse_qsl(b.decode())).get("CallStatus") for p, _, b in recorder.requests if p == "/call-status"] \
+        == ["initiated", "ringing", "in-progress", "completed"]

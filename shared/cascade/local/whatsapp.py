@@ -205,13 +205,15 @@ class WhatsAppStandIn(StandIn):
             return _invalid("Param template['language']['code'] is required."), ""
         params: list[str] = []
         for n, component in enumerate(template.get("components") or []):
-            if not isinstance(component, dict) or component.get("type") not in ("header", "body", "button"):
+            # The Cloud API reads the types in any case ("body" in Meta's examples, "BODY" from pywa).
+            kind = str(component.get("type", "")).lower() if isinstance(component, dict) else ""
+            if kind not in ("header", "body", "button"):
                 return _invalid(f"Param template['components'][{n}]['type'] must be header, body or button."), ""
             for m, param in enumerate(component.get("parameters") or []):
-                if not isinstance(param, dict) or param.get("type") != "text" or not isinstance(param.get("text"), str) \
-                        or not param["text"].strip():
+                if not isinstance(param, dict) or str(param.get("type", "")).lower() != "text" \
+                        or not isinstance(param.get("text"), str) or not param["text"].strip():
                     return _invalid(f"Param template['components'][{n}]['parameters'][{m}]['text'] is required."), ""
-                if component["type"] == "body":
+                if kind == "body":
                     params.append(param["text"])
         expected = self.approved.get(template["name"])
         if expected is None:
