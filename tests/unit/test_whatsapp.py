@@ -131,6 +131,8 @@ def test_a_message_quoting_nothing_belongs_to_the_senders_number() -> None:
         {"from": "1", "id": "wamid.x", "timestamp": "yesterday", "type": "text"}]}}]}]},
      "entry[0].changes[0].value.messages[0].timestamp"),
     ([1, 2], "entry"),
+    ({"entry": [{"changes": [{"value": {"contacts": [{"user_id": {"x": 1}}, 7], "statuses": [{"status": "read"}]}}]}]},
+     "entry[0].changes[0].value.statuses[0].id"),
 ])
 def test_an_unusable_part_of_a_notification_is_skipped_and_named(raw: Any, field: str) -> None:
     note = parse_notification(raw)

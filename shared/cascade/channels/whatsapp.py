@@ -323,7 +323,7 @@ def parse_notification(raw: Any) -> Notification:
         for c, change in enumerate(_items(entry, "changes")):
             value = change.get("value") if isinstance(change, dict) else None
             where = f"entry[{e}].changes[{c}].value"
-            contacts = [_Contact.model_validate(x) for x in _items(value, "contacts") if isinstance(x, dict)]
+            contacts = [known for x in _items(value, "contacts") if (known := _contact(x)) is not None]
             for kind, model, target in (("statuses", Status, note.found_statuses),
                                         ("messages", InboundMessage, note.found_messages)):
                 for n, item in enumerate(_items(value, kind)):
@@ -336,6 +336,13 @@ def parse_notification(raw: Any) -> Notification:
                         continue
                     target.append(_with_user_id(parsed, contacts))  # type: ignore[arg-type]
     return note
+
+
+def _contact(raw: Any) -> _Contact | None:
+    try:
+        return _Contact.model_validate(raw)
+    except ValidationError:
+        return None  # a contact we cannot read names nobody
 
 
 def _with_user_id(item: Status | InboundMessage, contacts: list[_Contact]) -> Status | InboundMessage:
