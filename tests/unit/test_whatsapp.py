@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cascade.channels.base import Outgoing
 from cascade.channels.whatsapp import (
@@ -284,3 +286,18 @@ def test_the_username_sample_is_a_reply_from_a_bsuid_with_no_number() -> None:
     (message,) = _parsed("webhooks-whatsapp-username.json").messages()
     sig = reply_signal(message)
     assert (message.sender, sig.chat_id, sig.text) == (None, "US.13491208655302741918", "Is the discount still on?")
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                         st.sampled_from(["entry", "changes", "value", "statuses", "messages", "contacts", "id",
+                                          "status", "from", "from_user_id", "user_id", "wa_id", "timestamp",
+                                          "type", "text", "body", "recipient_id", "errors", "code"]),
+                         inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_any_signed_json_is_read_without_an_error(raw: Any) -> None:
+    note = parse_notification(raw)  # never raises: what cannot be used is skipped
+    assert all(m.sender or m.from_user_id for m in note.messages())
