@@ -155,6 +155,15 @@ def heard(sig: Signal, ref: dict[str, Any], store: CascadeStore) -> None:
         logger.info("complaint: marketing email refused", cascade_id=cascade["cascade_id"])
 
 
+def bound(store: CascadeStore, recipient_id: str, channel: str) -> None:
+    """The customer connected the chat again (a binding link): even with the same chat id, the
+    bot is no longer blocked."""
+    item = store.update_contact(recipient_id, channel, removes=_INVALID, condition="attribute_exists(invalid_hash)")
+    if item is not None:
+        logger.info("contact no longer invalid: bound again", channel=channel)
+        settle(store, recipient_id, channel, item)
+
+
 # -- the index keys -------------------------------------------------------------------------------
 
 
@@ -312,5 +321,5 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-__all__ = ["CSV_COLUMNS", "STATES", "Screen", "card", "heard", "mark_invalid", "report", "report_csv", "screen",
+__all__ = ["CSV_COLUMNS", "STATES", "Screen", "bound", "card", "heard", "mark_invalid", "report", "report_csv", "screen",
            "settle"]

@@ -411,13 +411,15 @@ class CascadeStore:
         return self._transact(items)
 
     def _contact_count(self, contact: dict[str, str]) -> dict[str, Any]:
-        """One more send on ``contact["channel"]``, or a reaction (the count starts again)."""
+        """One more send on ``contact["channel"]``, or a reaction: the count starts again, and the
+        contact works after all (the customer unblocked the bot and wrote): no longer invalid."""
         sent = contact["event"] == "sent"
         values = {":r": contact["recipient_id"], ":c": contact["channel"], ":at": contact["at"],
                   ":exp": int(time.time()) + KEEP_SECONDS, ":n": 1 if sent else 0}
         common = "recipient_id = :r, #ch = :c, expires_at = :exp"
         update = (f"ADD sends :n SET {common}, last_sent_at = :at" if sent
-                  else f"SET sends = :n, {common}, last_reaction_at = :at")
+                  else f"SET sends = :n, {common}, last_reaction_at = :at REMOVE invalid_hash, invalid_reason, "
+                       "invalid_since")
         return {"Key": _dump({"pk": f"R#{contact['recipient_id']}", "sk": f"CONTACT#{contact['channel']}"}),
                 "UpdateExpression": update, "ExpressionAttributeNames": {"#ch": "channel"},
                 "ExpressionAttributeValues": _dump(values)}

@@ -228,6 +228,23 @@ def test_a_blocked_bot_or_an_unsubscribed_viber_user_is_an_invalid_contact(
     assert _step_is(api, second, 0, "skipped")["reason"] == "invalid_contact"
 
 
+def test_a_blocked_bot_bound_again_with_the_same_chat_reaches_the_customer_again(api: Api,
+                                                                                 saved: list[str]) -> None:
+    trigger = _scenario(api, saved, [_step("telegram"), _step("email")])
+    rid, chat = _rid(), str(7_000_000_000 + secrets.randbelow(10**9))
+    assert api.http.post("/local/faults", json={"channel": "telegram", "mode": "reject", "count": 1}).status_code == 200
+    first = _start(api, trigger, {"id": rid, "telegram_chat_id": chat, "email": _email()})
+    _step_is(api, first, 0, "failed")
+    _health_is(api, rid, "telegram", "invalid")
+
+    # The customer opens a binding link: same chat, the bot unblocked.
+    link = api.http.post(f"/v1/recipients/{rid}/bind/telegram").json()["link"]
+    assert api.http.post("/local/simulate", json={"open_link": link, "as": chat}).status_code == 200
+    assert _health_is(api, rid, "telegram", "ok")["reason"] is None
+    second = _start(api, trigger, {"id": rid, "telegram_chat_id": chat, "email": _email()})
+    _sent(api, second, "telegram")
+
+
 # -- inactive contacts and the report ---------------------------------------------------------------
 
 
