@@ -85,6 +85,8 @@ class Screen:
 def screen(store: CascadeStore, recipient: dict[str, Any], channels: list[str]) -> Screen:
     """Read the recipient's contact health for a step on ``channels``. A contact marked invalid
     whose value the event has changed is lifted; one with a new value starts counting afresh."""
+    if not channels:  # nothing to send on: nothing to read
+        return Screen(store, recipient)
     found = Screen(store, recipient, store.contact_health(str(recipient["id"])))
     for channel in channels:
         item, value = found.items.get(channel), value_of(recipient, channel)
