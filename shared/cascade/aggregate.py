@@ -26,7 +26,8 @@ a signal that moved its step    every funnel stage it passed: ``…#delivered``,
                                 recipient's ``R#<id>`` / ``REACTS`` per channel
 a touch ``sent``, a reaction    the contact's ``sends`` since its last reaction
                                 (``R#<id>`` / ``CONTACT#<channel>``, :mod:`cascade.contacts`):
-                                one more, or back to 0
+                                back to 0 with the reaction's count; one more after a send's
+                                count, unless a later reaction was counted first
 ==============================  ==========================================================
 
 Money is counted in millionths (``cost_u``): the table keeps no floats. A cascade removed
@@ -172,10 +173,13 @@ def _touch(key: str, t: dict[str, Any]) -> list[Change]:
 
 def apply(change: Change, store: CascadeStore) -> bool:
     """Count ``change`` once. False if it had been counted already."""
+    contact = change.contact
     counted = store.count_once(change.marker, change.scenario, change.day, change.counts, change.reacts,
-                               change.contact)
-    if counted and change.contact:  # the contact may have become inactive, or active again
-        settle(store, change.contact["recipient_id"], change.contact["channel"], at=change.contact["at"])
+                               contact if contact and contact["event"] == "reaction" else None)
+    if counted and contact:
+        if contact["event"] == "sent":  # after the marker: a crash in between loses a send, never counts one twice
+            store.count_contact_send(contact)
+        settle(store, contact["recipient_id"], contact["channel"], at=contact["at"])  # inactive, or active again
     return counted
 
 

@@ -237,8 +237,8 @@ def card(recipient_id: str, store: CascadeStore | None = None) -> list[dict[str,
         elif isinstance(refusal, dict) and refusal.get("granted") is False:
             reason = "complaint" if item.get("complaint_at") else "marketing_refused"
             health, since = "opted_out", refusal.get("at")
-        elif sends >= limit:
-            health, reason, since = "inactive", "no_reaction", item.get("inactive_since")
+        elif sends >= limit:  # since: the Nth send (what settle() records a moment later)
+            health, reason, since = "inactive", "no_reaction", item.get("inactive_since") or item.get("last_sent_at")
         else:
             health, reason, since = "ok", None, None
         if not item and health == "ok":

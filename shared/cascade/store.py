@@ -406,23 +406,32 @@ class CascadeStore:
                 "UpdateExpression": "ADD #ch :one SET last_channel = :ch, last_at = :at",
                 "ExpressionAttributeNames": {"#ch": reacts["channel"]},
                 "ExpressionAttributeValues": _dump({":one": 1, ":ch": reacts["channel"], ":at": reacts["at"]})}})
-        if contact:  # sends since the contact's last reaction (cascade.contacts)
-            items.append({"Update": {"TableName": self.table, **self._contact_count(contact)}})
+        if contact:  # a reaction: the contact's count of sends without one starts again (cascade.contacts)
+            items.append({"Update": {"TableName": self.table, **self._contact_update(
+                contact, "SET sends = :zero, {common}, last_reaction_at = :at "
+                         "REMOVE invalid_hash, invalid_reason, invalid_since", {":zero": 0})}})
         return self._transact(items)
 
-    def _contact_count(self, contact: dict[str, str]) -> dict[str, Any]:
-        """One more send on ``contact["channel"]``, or a reaction: the count starts again, and the
-        contact works after all (the customer unblocked the bot and wrote): no longer invalid."""
-        sent = contact["event"] == "sent"
-        values = {":r": contact["recipient_id"], ":c": contact["channel"], ":at": contact["at"],
-                  ":exp": int(time.time()) + KEEP_SECONDS, ":n": 1 if sent else 0}
-        common = "recipient_id = :r, #ch = :c, expires_at = :exp"
-        update = (f"ADD sends :n SET {common}, last_sent_at = :at" if sent
-                  else f"SET sends = :n, {common}, last_reaction_at = :at REMOVE invalid_hash, invalid_reason, "
-                       "invalid_since")
+    def count_contact_send(self, contact: dict[str, str]) -> bool:
+        """One more send without a reaction on the contact, unless a reaction later than this send
+        was counted already (its stream record can overtake the send's)."""
+        try:
+            self.db.update_item(TableName=self.table, **self._contact_update(
+                contact, "ADD sends :one SET {common}, last_sent_at = :at", {":one": 1}),
+                ConditionExpression="attribute_not_exists(last_reaction_at) OR last_reaction_at < :at")
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def _contact_update(self, contact: dict[str, str], update: str, values: dict[str, Any]) -> dict[str, Any]:
         return {"Key": _dump({"pk": f"R#{contact['recipient_id']}", "sk": f"CONTACT#{contact['channel']}"}),
-                "UpdateExpression": update, "ExpressionAttributeNames": {"#ch": "channel"},
-                "ExpressionAttributeValues": _dump(values)}
+                "UpdateExpression": update.format(common="recipient_id = :r, #ch = :c, expires_at = :exp"),
+                "ExpressionAttributeNames": {"#ch": "channel"},
+                "ExpressionAttributeValues": _dump({":r": contact["recipient_id"], ":c": contact["channel"],
+                                                    ":at": contact["at"], ":exp": int(time.time()) + KEEP_SECONDS,
+                                                    **values})}
 
     def recent_cascades(self, scenario_id: str, days: list[str], status: str | None,
                         limit: int) -> list[dict[str, Any]]:
