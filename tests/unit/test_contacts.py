@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 
 import pytest
 
+from cascade import aggregate
 from cascade.channels.email import parse_ses_event
 from cascade.channels.telegram import invalid_chat
 from cascade.channels.twilio_api import send_error
 from cascade.channels.twilio_sms import parse_message_event
 from cascade.channels.viber import status_error
 from cascade.channels.whatsapp import graph_error
-from cascade.contacts import _decode, _encode, report_csv
+from cascade.contacts import _decode, _encode, mark_invalid, report_csv, screen
 from cascade.errors import FieldError, PermanentSendError
+from cascade.store import CascadeStore
 
 
 @pytest.mark.parametrize(("code", "invalid"), [(21211, "invalid_number"), (21614, "invalid_number"),
@@ -83,3 +86,54 @@ def test_the_csv_keeps_spreadsheets_from_running_a_masked_phone_as_a_formula() -
                                   "state": "invalid", "reason": "invalid_number", "since": "2026-11-29T10:00:00Z",
                                   "sends_without_reaction": 0}]})
     assert text.splitlines()[1].startswith("'=cmd(),sms,'+7*******67,invalid")
+
+
+# -- the counts the aggregator keeps (a real moto table) -------------------------------------------
+
+
+@pytest.fixture
+def counted(store: CascadeStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[CascadeStore]:
+    from cascade.settings import settings
+
+    monkeypatch.setenv("TABLE_NAME", "t")
+    monkeypatch.setenv("INACTIVE_AFTER_SENDS", "3")
+    settings.cache_clear()
+    yield store
+    settings.cache_clear()
+
+
+def _count(store: CascadeStore, marker: str, event: str, at: str) -> bool:
+    contact = {"recipient_id": "r1", "channel": "email", "at": at, "event": event}
+    return aggregate.apply(aggregate.Change(marker, "s", "2026-11-29", {"x": 1}, None, contact), store)
+
+
+def test_sends_without_a_reaction_make_the_contact_inactive_and_a_reaction_clears_it(counted: CascadeStore) -> None:
+    for n in range(3):
+        assert _count(counted, f"send-{n}", "sent", f"2026-11-29T10:0{n}:00Z")
+    assert not _count(counted, "send-2", "sent", "2026-11-29T10:02:00Z")  # a replayed record counts nothing
+    item = counted.contact_health("r1")["email"]
+    assert (item["sends"], item["hl"], item["inactive_since"]) == (3, "inactive", "2026-11-29T10:02:00Z")
+    assert _count(counted, "read-1", "reaction", "2026-11-29T11:00:00Z")
+    item = counted.contact_health("r1")["email"]
+    assert item["sends"] == 0 and "hl" not in item and "inactive_since" not in item
+
+
+def test_a_send_whose_record_comes_after_a_later_reaction_is_not_counted(counted: CascadeStore) -> None:
+    assert _count(counted, "read-1", "reaction", "2026-11-29T10:00:05Z")
+    assert _count(counted, "send-1", "sent", "2026-11-29T10:00:01Z")  # the send the customer read
+    assert counted.contact_health("r1")["email"]["sends"] == 0
+    assert _count(counted, "send-2", "sent", "2026-11-29T10:30:00Z")
+    assert counted.contact_health("r1")["email"]["sends"] == 1
+
+
+def test_a_contact_marked_invalid_is_lifted_by_another_value_only(counted: CascadeStore) -> None:
+    recipient = {"id": "r1", "email": "old@example.com"}
+    assert mark_invalid(counted, "r1", "email", "old@example.com", "hard_bounce")
+    assert not mark_invalid(counted, "r1", "email", "old@example.com", "hard_bounce")  # once
+    item = counted.contact_health("r1")["email"]
+    assert (item["hl"], item["contact"]) == ("invalid", "ol***@example.com")
+    assert "old@example.com" not in str(item)
+    assert screen(counted, recipient, ["email"]).invalid("email")
+    assert not screen(counted, {**recipient, "email": "new@example.com"}, ["email"]).invalid("email")
+    item = counted.contact_health("r1")["email"]
+    assert "invalid_hash" not in item and "hl" not in item and item["contact"] == "ne***@example.com"
