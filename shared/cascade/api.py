@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from cascade import binding, consent, dashboard, outbound, reports, scenario_store, signals, views
+from cascade import binding, consent, contacts, dashboard, outbound, reports, scenario_store, signals, views
 from cascade.aws import secret
 from cascade.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
 from cascade.forecast import ForecastIn, ForecastView, scenario_forecast
@@ -25,6 +25,7 @@ from cascade.models import (
     CascadeView,
     ConsentIn,
     ConsentView,
+    ContactReport,
     ErrorBody,
     EventIn,
     ScenarioReport,
@@ -110,6 +111,26 @@ def build_app() -> APIGatewayHttpResolver:
                             headers={"Content-Disposition": f'attachment; filename="{scenario_id}-{start}-{end}.csv"'})
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
                         body=ScenarioReport.model_validate(report))
+
+    @app.get("/v1/reports/contacts",
+             summary="Contacts to clean: invalid ones (bounced, unknown numbers, blocked bots), then inactive ones; "
+                     "?format=csv",
+             responses={200: {"description": "A page of contacts (JSON, or CSV with format=csv; the next "
+                                             "page's cursor is in X-Next-Cursor)", "content": {"text/csv": {}}},
+                        422: _error("state, limit, format or cursor is not valid")})
+    def contacts_report(state: Annotated[str | None, Query(pattern="^(invalid|inactive)$")] = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                        cursor: Annotated[str | None, Query(max_length=4096)] = None,
+                        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+                        ) -> Response[ContactReport | str]:
+        found = contacts.report(state, limit, cursor)
+        if format == "csv":
+            headers = {"Content-Disposition": 'attachment; filename="contacts.csv"',
+                       **({"X-Next-Cursor": found["next_cursor"]} if found["next_cursor"] else {})}
+            return Response(status_code=200, content_type="text/csv; charset=utf-8",
+                            body=contacts.report_csv(found), headers=headers)
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                        body=ContactReport.model_validate(found))
 
     @app.get("/v1/recipients/<recipient_id>/timeline", summary="Every touch of a recipient across cascades")
     def get_timeline(recipient_id: str) -> Timeline:

@@ -56,7 +56,14 @@ class RetryableSendError(SendError):
 
 
 class PermanentSendError(SendError):
-    """Trying again will not help: invalid recipient, blocked bot, no consent."""
+    """Trying again will not help: invalid recipient, blocked bot, no consent.
+
+    ``invalid_contact`` says why the provider refused this contact for good (``invalid_number``,
+    ``not_on_whatsapp``, ``bot_blocked``...): the contact is marked invalid (:mod:`cascade.contacts`)."""
+
+    def __init__(self, message: str, invalid_contact: str | None = None) -> None:
+        super().__init__(message)
+        self.invalid_contact = invalid_contact
 
 
 class SignatureInvalid(CascadeError):

@@ -170,12 +170,42 @@ class ReactsOn(BaseModel):
     last_at: str | None = None
 
 
+class ContactHealth(BaseModel):
+    """How one of the customer's contacts is doing (cascade.contacts)."""
+
+    channel: str
+    health: Literal["ok", "invalid", "inactive", "opted_out"]
+    reason: str | None = Field(default=None, examples=["hard_bounce", "invalid_number", "not_on_whatsapp",
+                                                       "bot_blocked", "no_reaction", "complaint", "reply"])
+    since: str | None = None
+    contact: str | None = Field(default=None, description="the contact, masked", examples=["+7*******67"])
+    sends_without_reaction: int = 0
+
+
 class Timeline(BaseModel):
     recipient_id: str
     touches: list[Touch]
     reacts_on: ReactsOn
     cost: float = Field(description="what every message to this customer cost")
     currency: str
+    contacts: list[ContactHealth] = Field(default_factory=list, description="each contact's health")
+
+
+class ContactRow(BaseModel):
+    recipient_id: str
+    channel: str
+    contact: str | None = Field(description="masked", examples=["an***@example.com"])
+    state: Literal["invalid", "inactive"]
+    reason: str | None = Field(examples=["hard_bounce", "invalid_number", "no_reaction"])
+    since: str | None
+    sends_without_reaction: int
+
+
+class ContactReport(BaseModel):
+    """Contacts to clean: invalid ones, then inactive ones, oldest first."""
+
+    items: list[ContactRow]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
 
 
 class ReportStep(BaseModel):

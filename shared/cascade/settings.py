@@ -35,6 +35,8 @@ class Settings(BaseModel):
     # Messages per recipient per local day, across cascades (0: no cap).
     marketing_daily_cap: int = Field(default=3, ge=0, alias="MARKETING_DAILY_CAP")
     transactional_daily_cap: int = Field(default=0, ge=0, alias="TRANSACTIONAL_DAILY_CAP")
+    # A contact is inactive after this many sends on its channel with no reaction (cascade.contacts).
+    inactive_after_sends: int = Field(default=5, ge=1, alias="INACTIVE_AFTER_SENDS")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
     # The KMS key that seals a scenario's secret_data (an OTP code) in the cascade item.
     secret_key_arn: str = Field(default="", alias="SECRET_KEY_ARN")

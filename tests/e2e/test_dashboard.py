@@ -419,6 +419,21 @@ def test_a_cascade_timeline_and_the_customer_card(api: Api, browser: Browser, sc
     b.shot("customer")
 
 
+def test_the_customer_card_shows_each_contacts_health(api: Api, browser: Browser, batch: dict[str, Any]) -> None:
+    b = browser
+    rid = batch["views"]["bounce"]["recipient_id"]  # its email bounced for good
+    contacts = wait_for("the bounce on the card", lambda: (found := {
+        c["channel"]: c for c in api.http.get(f"/v1/recipients/{rid}/timeline").json()["contacts"]}
+    ).get("email", {}).get("health") == "invalid" and found)
+    b.page.goto(f"{api.base}/dashboard#/recipients/{rid}")
+    b.enter_key(API_KEY)
+    b.wait("recipient-contacts")
+    assert b.text("contact-email-health") == "invalid" and b.text("contact-email-reason") == "hard_bounce"
+    for channel, contact in contacts.items():
+        assert b.text(f"contact-{channel}-health") == contact["health"]
+    b.shot("customer-contacts")
+
+
 def test_the_forecast_beside_the_actual_results(api: Api, browser: Browser, scenario: str,
                                                 batch: dict[str, Any]) -> None:
     b = browser

@@ -335,10 +335,12 @@ class LocalStack:
     def _ses_event(self, message: dict[str, Any], signal: str | None) -> Any:
         import boto3
 
-        kinds = {"read": "Open", "clicked": "Click", "delivered": "Delivery", "failed": "Bounce"}
+        kinds = {"read": "Open", "clicked": "Click", "delivered": "Delivery", "failed": "Bounce",
+                 "complained": "Complaint"}
         if signal not in kinds:
             return json_answer(422, {"error": f"SES reports no {signal!r}; use read, clicked, delivered, failed "
-                                            "(or unsubscribed: the mail client's one-click)"})
+                                            "(a hard bounce), complained (or unsubscribed: the mail client's "
+                                            "one-click)"})
         assert self.deployed is not None
         topic = next(iter(self.deployed.email_event_topics.values()))
         kind = kinds[signal]
@@ -355,6 +357,9 @@ class LocalStack:
                               "link": link.group(0) if link else ""}
         elif kind == "Delivery":
             event["delivery"] = {"timestamp": now, "recipients": [message["to"]], "smtpResponse": "250 OK"}
+        elif kind == "Complaint":
+            event["complaint"] = {"complainedRecipients": [{"emailAddress": message["to"]}], "timestamp": now,
+                                  "feedbackId": str(uuid.uuid4()), "complaintFeedbackType": "abuse"}
         else:
             event["bounce"] = {"bounceType": "Permanent", "bounceSubType": "General", "timestamp": now,
                                "bouncedRecipients": [{"emailAddress": message["to"]}]}
