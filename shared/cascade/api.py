@@ -82,8 +82,8 @@ class _Resolver(APIGatewayHttpResolver):
         return re.compile(base_regex.format(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", rule)))
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        event = dict(event)
         try:
+            event = _decoded_path(dict(event))  # the key is checked for the path that is routed
             if not _public(str(event.get("rawPath") or "")):
                 check_api_key(headers_of(event), secret(settings().api_key_secret_arn).get("api_key", ""))
             if event.get("body"):
@@ -93,7 +93,7 @@ class _Resolver(APIGatewayHttpResolver):
                                        if k.lower() != "content-type"}, "content-type": "application/json"}
         except Exception as exc:
             return error_answer(exc)
-        return super().resolve(_decoded_path(event), context)
+        return super().resolve(event, context)
 
 
 def _decoded_path(event: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +103,8 @@ def _decoded_path(event: dict[str, Any]) -> dict[str, Any]:
     params = event.get("pathParameters") or {}
     if not template or not params:
         return event
+    if any("/" in str(value) for value in params.values()):  # %2F: it would name another path
+        raise NotFound("no such route: a path parameter may not contain '/'")
     path = re.sub(r"\{(\w+)\+?\}", lambda m: str(params.get(m.group(1), m.group(0))), template)
     return {**event, "rawPath": path}
 

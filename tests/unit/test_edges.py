@@ -149,3 +149,27 @@ def test_delivery_connects_to_the_address_it_checked(dns: dict[str, list[str]], 
         assert desk.received() == [event]
     finally:
         desk.stop()
+
+
+# -- the API function's own answers for routes it does not have ------------------------------------------
+
+
+def _request(method: str, path: str) -> dict[str, Any]:
+    return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "", "headers": {},
+            "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                        "sourceIp": "127.0.0.1", "userAgent": "unit"}, "stage": "$default"},
+            "isBase64Encoded": False}
+
+
+def test_a_wrong_method_is_a_405_and_an_unknown_route_a_404_with_the_error_shape(aws: None) -> None:
+    import json
+
+    from cascade.api import build_app
+
+    app = build_app()
+    answer = app.resolve(_request("POST", "/dashboard"), None)
+    assert answer["statusCode"] == 405 and answer["headers"]["Allow"] == "GET"
+    body = json.loads(answer["body"])
+    assert set(body) == {"error", "details"} and "POST" in body["error"] and body["details"] == []
+    answer = app.resolve(_request("GET", "/dashboard/a/b"), None)
+    assert answer["statusCode"] == 404 and json.loads(answer["body"])["details"] == []
