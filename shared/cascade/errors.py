@@ -27,8 +27,15 @@ class ValidationFailed(CascadeError):
     @classmethod
     def from_pydantic(cls, errors: list[Any], skip: int = 0) -> ValidationFailed:
         """From ``ValidationError.errors()``: the field is the dotted location (minus ``skip`` parts)."""
-        return cls([{"field": ".".join(str(p) for p in e["loc"][skip:]) or "body", "message": e["msg"]}
+        return cls([{"field": ".".join(str(p) for p in e["loc"][skip:]) or "body", "message": _sentence(e)}
                     for e in errors])
+
+
+def _sentence(error: Any) -> str:
+    """pydantic's message as a sentence for people: no regular expression, no "Value error," prefix."""
+    if error.get("type") == "string_pattern_mismatch":
+        return "is not in the form this field takes (see /openapi.json)"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 class NotFound(CascadeError):

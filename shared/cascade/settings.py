@@ -46,6 +46,8 @@ class Settings(BaseModel):
     # The local stack may also move its clock (tests start their day at a known hour); 0 on AWS.
     clock_shift_seconds: float = Field(default=0.0, alias="CASCADE_CLOCK_SHIFT_SECONDS")
     max_body_bytes: int = Field(default=256 * 1024, alias="MAX_BODY_BYTES")
+    # CRM webhooks to loopback: the local stack's stand-in only; never on AWS (see cascade.channels.crm).
+    crm_allow_loopback: bool = Field(default=False, alias="CASCADE_CRM_ALLOW_LOOPBACK")
     # Price per message by channel, over the defaults in cascade.prices (JSON object; "" = defaults).
     prices_json: str = Field(default="", alias="PRICES_JSON")
     price_currency: str = Field(default="USD", min_length=1, max_length=8, alias="PRICE_CURRENCY")
