@@ -24,6 +24,10 @@ a signal that moved its step    every funnel stage it passed: ``…#delivered``,
                                 a reaction (read, clicked, replied, confirmed) also counts
                                 the cascade ``reached`` once, even after it ended, and the
                                 recipient's ``R#<id>`` / ``REACTS`` per channel
+a touch ``sent``, a reaction    the contact's ``sends`` since its last reaction
+                                (``R#<id>`` / ``CONTACT#<channel>``, :mod:`cascade.contacts`):
+                                back to 0 with the reaction's count; one more after a send's
+                                count, unless a later reaction was counted first
 ==============================  ==========================================================
 
 Money is counted in millionths (``cost_u``): the table keeps no floats. A cascade removed
@@ -40,6 +44,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from cascade.contacts import COUNTED, settle
 from cascade.observability import logger
 from cascade.policy import parse_time
 from cascade.store import STEP_RANK, CascadeStore, default_store, stream_image
@@ -62,6 +67,7 @@ class Change:
     day: str
     counts: dict[str, int]
     reacts: dict[str, str] | None = None  # {"recipient_id", "channel", "at"}
+    contact: dict[str, str] | None = None  # {"recipient_id", "channel", "at", "event": "sent" | "reaction"}
 
 
 def tts_bucket(seconds: float) -> int:
@@ -158,12 +164,23 @@ def _touch(key: str, t: dict[str, Any]) -> list[Change]:
         return []
     reacts = ({"recipient_id": str(t["recipient_id"]), "channel": str(t["channel"]), "at": str(t["at"])}
               if kind == "signal" and t.get("moved") and status in REACTIONS and t.get("recipient_id") else None)
-    return [Change(key, str(t["scenario"]), str(t["day"]), counts, reacts), *found]
+    contact = None
+    if t.get("recipient_id") and t["channel"] in COUNTED and (kind == "sent" or reacts):
+        contact = {"recipient_id": str(t["recipient_id"]), "channel": str(t["channel"]), "at": str(t["at"]),
+                   "event": "sent" if kind == "sent" else "reaction"}
+    return [Change(key, str(t["scenario"]), str(t["day"]), counts, reacts, contact), *found]
 
 
 def apply(change: Change, store: CascadeStore) -> bool:
     """Count ``change`` once. False if it had been counted already."""
-    return store.count_once(change.marker, change.scenario, change.day, change.counts, change.reacts)
+    contact = change.contact
+    counted = store.count_once(change.marker, change.scenario, change.day, change.counts, change.reacts,
+                               contact if contact and contact["event"] == "reaction" else None)
+    if counted and contact:
+        if contact["event"] == "sent":  # after the marker: a crash in between loses a send, never counts one twice
+            store.count_contact_send(contact)
+        settle(store, contact["recipient_id"], contact["channel"], at=contact["at"])  # inactive, or active again
+    return counted
 
 
 def handle(event: dict[str, Any], store: CascadeStore | None = None,

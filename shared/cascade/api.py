@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -12,11 +14,21 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
-from cascade import binding, consent, dashboard, outbound, reports, scenario_store, signals, views
+from cascade import binding, consent, contacts, dashboard, outbound, reports, scenario_store, signals, views
 from cascade.aws import secret
 from cascade.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
 from cascade.forecast import ForecastIn, ForecastView, scenario_forecast
-from cascade.http import HttpError, base_url, check_api_key, json_body
+from cascade.http import (
+    HttpError,
+    base_url,
+    check_api_key,
+    error_answer,
+    error_body,
+    headers_of,
+    json_body,
+    loads,
+    raw_body,
+)
 from cascade.models import (
     BindLink,
     CascadeList,
@@ -25,6 +37,7 @@ from cascade.models import (
     CascadeView,
     ConsentIn,
     ConsentView,
+    ContactReport,
     ErrorBody,
     EventIn,
     ScenarioReport,
@@ -38,7 +51,7 @@ from cascade.scenario_store import ScenarioList, StoredScenario
 from cascade.scenarios import Scenario
 from cascade.settings import settings
 
-CASCADE_STATUSES = "^(running|succeeded|exhausted|cancelled|expired)$"
+CascadeStatusFilter = Literal["running", "succeeded", "exhausted", "cancelled", "expired"]
 PUBLIC = {"/openapi.json", "/docs", "/dashboard"}
 PUBLIC_PREFIX = "/dashboard/"  # the page's script and styles: it asks for the key itself
 
@@ -49,9 +62,52 @@ _DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>Cascade API</
 </body></html>"""
 
 
-def _json(status: int, body: Any) -> Response:
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body, ensure_ascii=False))
+                    body=json.dumps(body, ensure_ascii=False), headers=headers)
+
+
+def _public(path: str) -> bool:
+    return path in PUBLIC or path.startswith(PUBLIC_PREFIX)
+
+
+class _Resolver(APIGatewayHttpResolver):
+    """Powertools' resolver, with this API's order at the door: the API key first, then the body
+    (strict JSON whatever its Content-Type), then routing and validation. Powertools runs its
+    request validation before any middleware, so a key check there would come too late."""
+
+    @staticmethod
+    def _compile_regex(rule: str, base_regex: str = "^{}$") -> re.Pattern[str]:
+        # A path parameter is any one segment, URL-decoded as API Gateway passes it: a space, a
+        # quote or Cyrillic in a recipient id routes like any other character.
+        return re.compile(base_regex.format(re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", rule)))
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        try:
+            event = _decoded_path(dict(event))  # the key is checked for the path that is routed
+            if not _public(str(event.get("rawPath") or "")):
+                check_api_key(headers_of(event), secret(settings().api_key_secret_arn).get("api_key", ""))
+            if event.get("body"):
+                loads(raw_body(event, settings().max_body_bytes))  # a 400 naming the problem
+                # JSON is JSON whatever the client called it (`curl -d` says form-urlencoded).
+                event["headers"] = {**{k: v for k, v in (event.get("headers") or {}).items()
+                                       if k.lower() != "content-type"}, "content-type": "application/json"}
+        except Exception as exc:
+            return error_answer(exc)
+        return super().resolve(event, context)
+
+
+def _decoded_path(event: dict[str, Any]) -> dict[str, Any]:
+    """The path rebuilt from the route and the path parameters API Gateway decoded, so a route
+    sees ``a b`` for ``a%20b`` whether or not the gateway decoded ``rawPath`` too."""
+    _, _, template = str(event.get("routeKey") or "").partition(" ")
+    params = event.get("pathParameters") or {}
+    if not template or not params:
+        return event
+    if any("/" in str(value) for value in params.values()):  # %2F: it would name another path
+        raise NotFound("no such route: a path parameter may not contain '/'")
+    path = re.sub(r"\{(\w+)\+?\}", lambda m: str(params.get(m.group(1), m.group(0))), template)
+    return {**event, "rawPath": path}
 
 
 def _error(description: str) -> OpenAPIResponse:
@@ -60,14 +116,7 @@ def _error(description: str) -> OpenAPIResponse:
 
 
 def build_app() -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(enable_validation=True)
-
-    def require_key(app: APIGatewayHttpResolver, next_middleware: Any) -> Response:
-        if app.current_event.path not in PUBLIC and not app.current_event.path.startswith(PUBLIC_PREFIX):
-            check_api_key(app.current_event.headers, secret(settings().api_key_secret_arn).get("api_key", ""))
-        return next_middleware(app)
-
-    app.use(middlewares=[require_key])
+    app = _Resolver(enable_validation=True)
 
     @app.get("/v1/cascades/<cascade_id>", summary="A cascade: status, stop reason and every step")
     def get_cascade(cascade_id: str) -> CascadeView:
@@ -88,7 +137,7 @@ def build_app() -> APIGatewayHttpResolver:
 
     @app.get("/v1/cascades", summary="A scenario's recent cascades (last 7 days), newest first")
     def list_cascades(scenario: Annotated[str, Query(min_length=1, max_length=64)],
-                      status: Annotated[str | None, Query(pattern=CASCADE_STATUSES)] = None,
+                      status: Annotated[CascadeStatusFilter | None, Query()] = None,
                       limit: Annotated[int, Query(ge=1, le=200)] = 50) -> CascadeList:
         return views.recent(scenario, status, limit)
 
@@ -99,7 +148,7 @@ def build_app() -> APIGatewayHttpResolver:
                         404: _error("No such scenario"), 422: _error("from/to are not dates, or out of order")})
     def scenario_report(scenario_id: str, from_: Annotated[str | None, Query(alias="from")] = None,
                         to: Annotated[str | None, Query()] = None,
-                        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+                        format: Annotated[Literal["json", "csv"], Query()] = "json",
                         ) -> Response[ScenarioReport | str]:
         if scenario_store.get(scenario_id) is None:
             raise NotFound(f"no scenario {scenario_id!r}")
@@ -110,6 +159,26 @@ def build_app() -> APIGatewayHttpResolver:
                             headers={"Content-Disposition": f'attachment; filename="{scenario_id}-{start}-{end}.csv"'})
         return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
                         body=ScenarioReport.model_validate(report))
+
+    @app.get("/v1/reports/contacts",
+             summary="Contacts to clean: invalid ones (bounced, unknown numbers, blocked bots), then inactive ones; "
+                     "?format=csv",
+             responses={200: {"description": "A page of contacts (JSON, or CSV with format=csv; the next "
+                                             "page's cursor is in X-Next-Cursor)", "content": {"text/csv": {}}},
+                        422: _error("state, limit, format or cursor is not valid")})
+    def contacts_report(state: Annotated[str | None, Query(pattern="^(invalid|inactive)$")] = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                        cursor: Annotated[str | None, Query(max_length=4096)] = None,
+                        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+                        ) -> Response[ContactReport | str]:
+        found = contacts.report(state, limit, cursor)
+        if format == "csv":
+            headers = {"Content-Disposition": 'attachment; filename="contacts.csv"',
+                       **({"X-Next-Cursor": found["next_cursor"]} if found["next_cursor"] else {})}
+            return Response(status_code=200, content_type="text/csv; charset=utf-8",
+                            body=contacts.report_csv(found), headers=headers)
+        return Response(status_code=200, content_type=content_types.APPLICATION_JSON,
+                        body=ContactReport.model_validate(found))
 
     @app.get("/v1/recipients/<recipient_id>/timeline", summary="Every touch of a recipient across cascades")
     def get_timeline(recipient_id: str) -> Timeline:
@@ -207,39 +276,47 @@ def build_app() -> APIGatewayHttpResolver:
     def dashboard_file(name: str):
         return dashboard.response(name)
 
+    # Every error answer is models.ErrorBody: {"error": a sentence, "details": [{field, message}]}.
+
     @app.exception_handler(Unauthorized)
     def unauthorized(exc: Unauthorized) -> Response:
-        return _json(401, {"error": str(exc)})
+        return _json(401, error_body(str(exc)))
 
     @app.exception_handler(NotFound)
     def not_found(exc: NotFound) -> Response:
-        return _json(404, {"error": str(exc)})
+        return _json(404, error_body(str(exc)))
 
     @app.exception_handler(NotFoundError)
     def no_route(exc: NotFoundError) -> Response:
-        return _json(404, {"error": "no such route"})
+        path, method = app.current_event.path, app.current_event.http_method.upper()
+        allowed = sorted({r.method for r in app._static_routes + app._dynamic_routes
+                          if r.method != method and r.rule.match(path)})
+        if allowed:
+            return _json(405, error_body(f"{method} is not allowed on {path}; use {', '.join(allowed)}"),
+                         headers={"Allow": ", ".join(allowed)})
+        return _json(404, error_body(f"no route {method} {path}"))
 
     @app.exception_handler(ValidationFailed)
     def invalid_fields(exc: ValidationFailed) -> Response:
-        return _json(422, {"error": "invalid request", "details": exc.details})
+        return _json(422, error_body("invalid request", exc.details))
 
     @app.exception_handler(FieldError)
     def invalid_field(exc: FieldError) -> Response:
-        return _json(422, {"error": "invalid request", "details": exc.details})
+        return _json(422, error_body("invalid request", exc.details))
 
     @app.exception_handler(HttpError)
     def http_error(exc: HttpError) -> Response:
-        return _json(exc.status, exc.body)
+        return _json(exc.status, {"details": [], **exc.body})
 
     @app.exception_handler(Conflict)
     def conflict(exc: Conflict) -> Response:
-        return _json(409, {"error": str(exc)})
+        return _json(409, error_body(str(exc)))
 
     @app.exception_handler(RequestValidationError)
     def invalid(exc: RequestValidationError) -> Response:
         # Powertools puts the parameter kind ("path", "query") first in each location.
         details = ValidationFailed.from_pydantic(list(exc.errors()), skip=1).details
-        return _json(422, {"error": "invalid request", "details": details})
+        return _json(422, error_body("invalid request", details))
 
     return app
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from cascade import contacts
 from cascade.errors import FieldError
 from cascade.observability import logger
 from cascade.scenarios import CONTACT_FIELD
@@ -49,6 +50,7 @@ def bind(channel: str, token: str, chat_id: str, store: CascadeStore | None = No
         logger.info("binding refused", channel=channel)
         return None
     store.set_contact(str(ref["recipient_id"]), CONTACT_FIELD[channel], chat_id)
+    contacts.bound(store, str(ref["recipient_id"]), channel)  # a blocked bot that is bound again works
     logger.info("contact bound", channel=channel, recipient_id=ref["recipient_id"])
     return str(ref["recipient_id"])
 

@@ -11,7 +11,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cascade import aws, facts, policy, secret_data
+from cascade import aws, contacts, facts, policy, secret_data
 from cascade.channels import Channel, Outgoing, Sent, channel
 from cascade.circuit import CircuitState, default_circuit
 from cascade.errors import PermanentSendError, RetryableSendError
@@ -54,6 +54,9 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     reachable = [n for n in step.channels if recipient.get(CONTACT_FIELD[n])]
     circuit = default_circuit(store)
     name, health, reasons = None, CircuitState(), [] if reachable else ["no_contact"]
+    known = contacts.screen(store, recipient, reachable)  # a contact a provider refused for good is passed over
+    if reachable and not (reachable := [n for n in reachable if not known.invalid(n)]):
+        reasons = ["invalid_contact"]
     held: policy.Decision | None = None
     if step.when and not holds(step.when, context):
         reachable, reasons = [], ["condition"]
@@ -105,6 +108,8 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         elif reached_provider:
             circuit.succeeded(adapter.name, health)
         error = secret_data.scrub(str(exc), secret_data.open_(cascade)) if cascade.get("secret_blob") else str(exc)
+        if isinstance(exc, PermanentSendError) and exc.invalid_contact:
+            contacts.mark_invalid(store, recipient["id"], adapter.name, to, exc.invalid_contact)
         store.set_step(cascade_id, index, status="failed", reason=error[:200], only_from=("sending",))
         _touch(store, cascade, index, adapter.name, "failed", "send_failed")
         logger.warning("send failed, escalating", error=error, **log)
@@ -112,6 +117,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         return "failed"
 
     circuit.succeeded(adapter.name, health)
+    known.sent(adapter.name, to)
     now = now_iso()
     store.set_step(cascade_id, index, status="sent", only_from=("sending",),
                    provider_message_id=sent.provider_message_id, sent_at=now)

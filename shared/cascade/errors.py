@@ -27,8 +27,15 @@ class ValidationFailed(CascadeError):
     @classmethod
     def from_pydantic(cls, errors: list[Any], skip: int = 0) -> ValidationFailed:
         """From ``ValidationError.errors()``: the field is the dotted location (minus ``skip`` parts)."""
-        return cls([{"field": ".".join(str(p) for p in e["loc"][skip:]) or "body", "message": e["msg"]}
+        return cls([{"field": ".".join(str(p) for p in e["loc"][skip:]) or "body", "message": _sentence(e)}
                     for e in errors])
+
+
+def _sentence(error: Any) -> str:
+    """pydantic's message as a sentence for people: no regular expression, no "Value error," prefix."""
+    if error.get("type") == "string_pattern_mismatch":
+        return "is not in the form this field takes (see /openapi.json)"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 class NotFound(CascadeError):
@@ -56,7 +63,14 @@ class RetryableSendError(SendError):
 
 
 class PermanentSendError(SendError):
-    """Trying again will not help: invalid recipient, blocked bot, no consent."""
+    """Trying again will not help: invalid recipient, blocked bot, no consent.
+
+    ``invalid_contact`` says why the provider refused this contact for good (``invalid_number``,
+    ``not_on_whatsapp``, ``bot_blocked``...): the contact is marked invalid (:mod:`cascade.contacts`)."""
+
+    def __init__(self, message: str, invalid_contact: str | None = None) -> None:
+        super().__init__(message)
+        self.invalid_contact = invalid_contact
 
 
 class SignatureInvalid(CascadeError):

@@ -12,6 +12,7 @@ from cascade.errors import Conflict, FieldError, ValidationFailed
 from cascade.models import EventIn
 from cascade.observability import logger
 from cascade.planning import body_hash, new_cascade_id, workflow_input
+from cascade.rendering import LINK_FIELD, link_problem
 from cascade.scenario_store import Catalog, Versioned, catalog
 from cascade.scenarios import CONTACT_FIELD, Scenario
 from cascade.settings import settings
@@ -55,6 +56,11 @@ def _scenario_for(event: EventIn, scenarios: Catalog) -> Versioned | None:
     scenario = scenarios.get(event.scenario)
     if scenario is None:
         raise FieldError("scenario", f"unknown scenario {event.scenario!r}")
+    if event.type not in scenario.scenario.triggers:
+        if event.type in scenario.scenario.stop_events:
+            return None  # its success event, naming it: stops its cascades, starts none
+        raise FieldError("scenario", f"scenario {event.scenario!r} starts on "
+                                     f"{', '.join(map(repr, scenario.scenario.triggers))}, not on {event.type!r}")
     return scenario
 
 
@@ -63,6 +69,9 @@ def _check_fits(event: EventIn, scenario: Scenario) -> None:
         {"field": f"data.{name}", "message": f"required by scenario {scenario.id}"}
         for name in scenario.data_fields() if event.data.get(name) in (None, "")
     ]
+    links = {name: link_problem(value) for name, value in event.data.items()
+             if LINK_FIELD.match(name) and value not in (None, "")}
+    problems += [{"field": f"data.{name}", "message": problem} for name, problem in links.items() if problem]
     recipient = event.recipient.model_dump()
     fields = sorted({CONTACT_FIELD[name] for step in scenario.steps for name in step.channels})
     if not any(recipient.get(name) for name in fields):

@@ -3,6 +3,7 @@ describe the API in ``/openapi.json``."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -10,6 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 CascadeStatus = Literal["running", "succeeded", "exhausted", "expired", "cancelled", "failed"]
 StepStatus = Literal["pending", "deferred", "sent", "delivered", "read", "clicked", "replied", "failed", "skipped"]
 Purpose = Literal["transactional", "marketing"]
+
+# Checked by validators that say what is wrong in words (the patterns stay in /openapi.json).
+_LOCALE = re.compile(r"^[a-z]{2}(-[A-Z]{2})?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CHAT_ID = re.compile(r"^-?\d{1,20}$")
+_TOKEN = re.compile(r"^[\x21-\x7e]+$")
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+
+
+def _matching(value: str | None, pattern: re.Pattern[str], sentence: str) -> str | None:
+    if value is not None and not pattern.match(value):
+        raise ValueError(sentence)
+    return value
 
 
 class RecipientIn(BaseModel):
@@ -19,21 +33,41 @@ class RecipientIn(BaseModel):
 
     id: str = Field(min_length=1, max_length=128, description="the business's own customer id")
     name: str | None = Field(default=None, max_length=200)
-    locale: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["ru", "en"])
+    locale: str | None = Field(default=None, examples=["ru", "en"], json_schema_extra={"pattern": _LOCALE.pattern})
     timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Moscow"])
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str | None = Field(default=None, max_length=254, json_schema_extra={"pattern": _EMAIL.pattern})
     phone: str | None = Field(default=None, description="E.164, e.g. +77011234567")
-    telegram_chat_id: str | None = Field(default=None, pattern=r"^-?\d{1,20}$")
+    telegram_chat_id: str | None = Field(default=None, json_schema_extra={"pattern": _CHAT_ID.pattern})
     whatsapp: str | None = Field(default=None, description="WhatsApp number, E.164")
     viber_id: str | None = Field(default=None, min_length=1, max_length=64,
                                  description="Viber user id of a bot subscriber (bind it with a deep link)")
-    push_token: str | None = Field(default=None, min_length=8, max_length=4096, pattern=r"^[\x21-\x7e]+$",
-                                   description="the app's FCM/APNs device token")
+    push_token: str | None = Field(default=None, min_length=8, max_length=4096, description="the app's FCM/APNs device token",
+                                   json_schema_extra={"pattern": _TOKEN.pattern})
     consent: dict[Purpose, bool | list[Literal["email", "sms", "telegram", "whatsapp", "viber", "push", "voice",
                                               "operator"]]] | None = Field(
         default=None, examples=[{"marketing": True}, {"marketing": ["email", "telegram"]}],
         description="consent the business already holds, per purpose: every channel (true) or a list; "
                     "a recorded opt-out always wins")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        return _matching(value, _LOCALE, "must be a language code like 'ru' or 'en-US'")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return _matching(value, _EMAIL, "must be an e-mail address like anna@example.com")
+
+    @field_validator("telegram_chat_id")
+    @classmethod
+    def _chat_id(cls, value: str | None) -> str | None:
+        return _matching(value, _CHAT_ID, "must be a Telegram chat id: a whole number of up to 20 digits")
+
+    @field_validator("push_token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        return _matching(value, _TOKEN, "must be printable ASCII without spaces (an FCM or APNs device token)")
 
     @field_validator("telegram_chat_id", mode="before")
     @classmethod
@@ -76,11 +110,17 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    type: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", examples=["delivery.failed"])
+    type: str = Field(examples=["delivery.failed"], json_schema_extra={"pattern": _EVENT_TYPE.pattern})
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     scenario: str | None = Field(default=None, description="scenario id; default: the one triggered by `type`")
     recipient: RecipientIn
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        return _matching(value, _EVENT_TYPE, "must be an event type like 'order.shipped': lower-case words "
+                                             "(a-z, 0-9, _) joined by dots")  # type: ignore[return-value]
 
 
 class SignalIn(BaseModel):
@@ -170,12 +210,42 @@ class ReactsOn(BaseModel):
     last_at: str | None = None
 
 
+class ContactHealth(BaseModel):
+    """How one of the customer's contacts is doing (cascade.contacts)."""
+
+    channel: str
+    health: Literal["ok", "invalid", "inactive", "opted_out"]
+    reason: str | None = Field(default=None, examples=["hard_bounce", "invalid_number", "not_on_whatsapp",
+                                                       "bot_blocked", "no_reaction", "complaint", "reply"])
+    since: str | None = None
+    contact: str | None = Field(default=None, description="the contact, masked", examples=["+7*******67"])
+    sends_without_reaction: int = 0
+
+
 class Timeline(BaseModel):
     recipient_id: str
     touches: list[Touch]
     reacts_on: ReactsOn
     cost: float = Field(description="what every message to this customer cost")
     currency: str
+    contacts: list[ContactHealth] = Field(default_factory=list, description="each contact's health")
+
+
+class ContactRow(BaseModel):
+    recipient_id: str
+    channel: str
+    contact: str | None = Field(description="masked", examples=["an***@example.com"])
+    state: Literal["invalid", "inactive"]
+    reason: str | None = Field(examples=["hard_bounce", "invalid_number", "no_reaction"])
+    since: str | None
+    sends_without_reaction: int
+
+
+class ContactReport(BaseModel):
+    """Contacts to clean: invalid ones, then inactive ones, oldest first."""
+
+    items: list[ContactRow]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
 
 
 class ReportStep(BaseModel):

@@ -58,7 +58,7 @@ from cascade.channels.crm import (
     signed_headers,
     worst_case_seconds,
 )
-from cascade.errors import NotFound, ValidationFailed
+from cascade.errors import FieldError, NotFound, ValidationFailed
 from cascade.models import OUTBOUND_EVENT_TYPES, WebhookIn, WebhookView
 from cascade.observability import logger
 from cascade.store import CascadeStore, default_store, now_iso, stream_image
@@ -74,12 +74,21 @@ _ENCRYPTION_CONTEXT = {"purpose": "crm-webhook"}
 
 def parse(raw: Any) -> WebhookIn:
     """The PUT's JSON body → :class:`WebhookIn`; a 422 naming each field at fault (never its value)."""
+    from urllib.parse import urlsplit
+
     from pydantic import ValidationError
 
+    from cascade.channels.crm import allow_loopback, host_problem
+
     try:
-        return WebhookIn.model_validate(raw)
+        body = WebhookIn.model_validate(raw)
     except ValidationError as exc:
         raise ValidationFailed.from_pydantic(list(exc.errors())) from None
+    # Checked again before every delivery (DNS can change): see cascade.channels.crm.
+    problem = host_problem(urlsplit(body.url).hostname or "", allow_loopback())
+    if problem is not None:
+        raise FieldError("url", f"must reach a public address: {problem}")
+    return body
 
 
 def register(body: WebhookIn, store: CascadeStore | None = None) -> WebhookView:

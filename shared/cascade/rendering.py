@@ -12,6 +12,29 @@ from cascade.scenarios import Step
 
 # A link in message text, without the punctuation that may follow it.
 URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
+# Event data fields that templates render as links: checked at ingest (see link_problem).
+LINK_FIELD = re.compile(r"^(url|link|.+_url|.+_link)$")
+
+
+def link_problem(value: object) -> str | None:
+    """Why an event's link field (``cart_url``, ``reschedule_link``) cannot go out as a link:
+    only absolute http(s) URLs become tracked links, so ``javascript:`` or ``tel:`` would reach
+    the customer as they are."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str):
+        return "must be an http(s) URL (a string)"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        return "must be an http(s) URL"
+    if parts.scheme.lower() not in ("http", "https"):
+        return (f"must be an http(s) URL, not {parts.scheme.lower()}:" if parts.scheme
+                else "must be an absolute http(s) URL (it has no scheme)")
+    if not parts.hostname or URL.fullmatch(value) is None:
+        return "must be an absolute http(s) URL with a host and no spaces or quotes"
+    return None
 
 
 @cache
@@ -41,9 +64,16 @@ def compile_condition(expression: str) -> Any:
     """A step's ``when`` expression, compiled in the sandbox (raises on a syntax error). A field
     the event does not carry is simply false here (``data.priority == 'vip'`` with no priority)."""
     from jinja2 import ChainableUndefined
+    from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
+    class Sandbox(ImmutableSandboxedEnvironment):
+        def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+            # jinja2 would hand back an undefined value (false); an expression that reaches for
+            # Python internals (``().__class__``) is refused outright instead.
+            raise SecurityError(f"{attribute!r} (of {type(obj).__name__}) is out of the sandbox's reach")
+
+    env = Sandbox(undefined=ChainableUndefined)
     return env.compile_expression(expression, undefined_to_none=True)
 
 
@@ -69,4 +99,4 @@ def track_links(text: str, base_url: str, remember: Callable[[str, str], None],
     return URL.sub(swap, text)
 
 
-__all__ = ["URL", "compile_condition", "holds", "new_link_token", "render", "render_string", "track_links"]
+__all__ = ["LINK_FIELD", "URL", "compile_condition", "holds", "link_problem", "new_link_token", "render", "render_string", "track_links"]

@@ -226,10 +226,28 @@ def parse(scenario_id: str, raw: Any) -> tuple[Scenario, int | None]:
         raise ValidationFailed.from_pydantic(exc.errors()) from None
     from cascade.limits import problems
 
-    found = problems(scenario)
+    found = [_problem(text) for text in problems(scenario)] + _condition_problems(scenario)
     if found:
-        raise ValidationFailed([_problem(text) for text in found])
+        raise ValidationFailed(found)
     return scenario, expected
+
+
+def _condition_problems(scenario: Scenario) -> list[dict[str, str]]:
+    """Every step's ``when``, evaluated against the sample context: one that fails here (or reaches
+    for Python internals) would fail every cascade of the scenario, so it is refused now."""
+    from cascade.limits import sample_context
+    from cascade.rendering import holds
+
+    found = []
+    for index, step in enumerate(scenario.steps):
+        if step.when is None:
+            continue
+        try:
+            holds(step.when, sample_context(scenario, index, scenario.default_locale))
+        except Exception as exc:  # any evaluation error: undefined call, type error, sandbox
+            found.append({"field": f"steps.{index}.when",
+                          "message": f"cannot be evaluated on a sample event: {type(exc).__name__}: {exc}"})
+    return found
 
 
 def _problem(text: str) -> dict[str, str]:

@@ -36,6 +36,8 @@ class Settings(BaseModel):
     # Messages per recipient per local day, across cascades (0: no cap).
     marketing_daily_cap: int = Field(default=3, ge=0, alias="MARKETING_DAILY_CAP")
     transactional_daily_cap: int = Field(default=0, ge=0, alias="TRANSACTIONAL_DAILY_CAP")
+    # A contact is inactive after this many sends on its channel with no reaction (cascade.contacts).
+    inactive_after_sends: int = Field(default=5, ge=1, alias="INACTIVE_AFTER_SENDS")
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
     # The KMS key that seals a scenario's secret_data (an OTP code) in the cascade item.
     secret_key_arn: str = Field(default="", alias="SECRET_KEY_ARN")
@@ -45,6 +47,8 @@ class Settings(BaseModel):
     # The local stack may also move its clock (tests start their day at a known hour); 0 on AWS.
     clock_shift_seconds: float = Field(default=0.0, alias="CASCADE_CLOCK_SHIFT_SECONDS")
     max_body_bytes: int = Field(default=256 * 1024, alias="MAX_BODY_BYTES")
+    # CRM webhooks to loopback: the local stack's stand-in only; never on AWS (see cascade.channels.crm).
+    crm_allow_loopback: bool = Field(default=False, alias="CASCADE_CRM_ALLOW_LOOPBACK")
     # Price per message by channel, over the defaults in cascade.prices (JSON object; "" = defaults).
     prices_json: str = Field(default="", alias="PRICES_JSON")
     price_currency: str = Field(default="USD", min_length=1, max_length=8, alias="PRICE_CURRENCY")

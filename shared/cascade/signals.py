@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cascade import aws, consent, facts
+from cascade import aws, consent, contacts, facts
 from cascade.channels.base import Signal
 from cascade.errors import Conflict, FieldError, NotFound
 from cascade.observability import logger
@@ -58,6 +58,7 @@ def receive(sig: Signal, store: CascadeStore | None = None) -> str | None:
     if consent.starts(sig):  # START lifts the opt-out; it is not a success reply either
         consent.start_reply(sig, ref, store)
         return str(ref["cascade_id"])
+    contacts.heard(sig, ref, store)  # a hard bounce, an unknown number: the contact is invalid
     apply(ref["cascade_id"], int(ref["step"]), sig.signal, store, ref.get("provider_message_id"), sig.text)
     return str(ref["cascade_id"])
 

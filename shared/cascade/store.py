@@ -23,6 +23,8 @@ the CRM's webhook (url, sealed secret) ``WEBHOOK`` / ``CONFIG`` (cascade.outboun
 report counters of a scenario's day    ``AGG#<scenario_id>`` / ``D#<yyyy-mm-dd>`` (cascade.aggregate)
 "this fact was counted" (3 days)       ``AGGDONE#<what>`` / ``D``
 channels a recipient reacts on         ``R#<recipient_id>`` / ``REACTS``
+a contact's health on one channel      ``R#<recipient_id>`` / ``CONTACT#<channel>`` (cascade.contacts; invalid or
+                                       inactive ones also carry ``hl``/``hlk``: the ``ByContactHealth`` index)
 =====================================  ==============================================
 
 Cascades and touches also carry ``sd`` = ``<scenario>#<start day>`` and ``sdk`` (``C#…`` or
@@ -381,7 +383,7 @@ class CascadeStore:
                                                                 ":b": f"D#{to_day}"}))
 
     def count_once(self, marker: str, scenario_id: str, day: str, counts: dict[str, int],
-                   reacts: dict[str, str] | None = None) -> bool:
+                   reacts: dict[str, str] | None = None, contact: dict[str, str] | None = None) -> bool:
         """Add ``counts`` to the scenario's counters of ``day`` (and a reaction to the recipient's
         ``REACTS``) in one transaction with the marker ``AGGDONE#<marker>``: False, and nothing
         added, if that marker exists (it was counted already). Markers expire after three days."""
@@ -404,7 +406,32 @@ class CascadeStore:
                 "UpdateExpression": "ADD #ch :one SET last_channel = :ch, last_at = :at",
                 "ExpressionAttributeNames": {"#ch": reacts["channel"]},
                 "ExpressionAttributeValues": _dump({":one": 1, ":ch": reacts["channel"], ":at": reacts["at"]})}})
+        if contact:  # a reaction: the contact's count of sends without one starts again (cascade.contacts)
+            items.append({"Update": {"TableName": self.table, **self._contact_update(
+                contact, "SET sends = :zero, {common}, last_reaction_at = :at "
+                         "REMOVE invalid_hash, invalid_reason, invalid_since", {":zero": 0})}})
         return self._transact(items)
+
+    def count_contact_send(self, contact: dict[str, str]) -> bool:
+        """One more send without a reaction on the contact, unless a reaction later than this send
+        was counted already (its stream record can overtake the send's)."""
+        try:
+            self.db.update_item(TableName=self.table, **self._contact_update(
+                contact, "ADD sends :one SET {common}, last_sent_at = :at", {":one": 1}),
+                ConditionExpression="attribute_not_exists(last_reaction_at) OR last_reaction_at < :at")
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def _contact_update(self, contact: dict[str, str], update: str, values: dict[str, Any]) -> dict[str, Any]:
+        return {"Key": _dump({"pk": f"R#{contact['recipient_id']}", "sk": f"CONTACT#{contact['channel']}"}),
+                "UpdateExpression": update.format(common="recipient_id = :r, #ch = :c, expires_at = :exp"),
+                "ExpressionAttributeNames": {"#ch": "channel"},
+                "ExpressionAttributeValues": _dump({":r": contact["recipient_id"], ":c": contact["channel"],
+                                                    ":at": contact["at"], ":exp": int(time.time()) + KEEP_SECONDS,
+                                                    **values})}
 
     def recent_cascades(self, scenario_id: str, days: list[str], status: str | None,
                         limit: int) -> list[dict[str, Any]]:
@@ -479,6 +506,51 @@ class CascadeStore:
 
     def get_unsubscribe_token(self, token: str) -> dict[str, Any] | None:
         return self._get(f"U#{token}", "U")
+
+    # -- contact health (cascade.contacts) -------------------------------------------------------
+
+    def contact_health(self, recipient_id: str) -> dict[str, dict[str, Any]]:
+        """The recipient's contact health items, by channel (read consistently: a contact marked
+        invalid a moment ago must stop the very next step)."""
+        found = self._query_all(KeyConditionExpression="pk = :pk AND begins_with(sk, :c)", ConsistentRead=True,
+                                ExpressionAttributeValues=_dump({":pk": f"R#{recipient_id}", ":c": "CONTACT#"}))
+        return {str(i["sk"]).removeprefix("CONTACT#"): i for i in found}
+
+    def update_contact(self, recipient_id: str, channel: str, *, sets: dict[str, Any] | None = None,
+                       removes: tuple[str, ...] = (), condition: str | None = None,
+                       values: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Set and remove attributes of a contact health item (``condition`` may use ``values`` and
+        any attribute by its plain name). The item as it is now, or None if the condition failed."""
+        sets = {**(sets or {}), "recipient_id": recipient_id, "channel": channel,
+                "expires_at": int(time.time()) + KEEP_SECONDS}
+        names = {f"#s_{k}": k for k in sets} | {f"#r_{k}": k for k in removes}
+        update = "SET " + ", ".join(f"#s_{k} = :s_{k}" for k in sets)
+        if removes:
+            update += " REMOVE " + ", ".join(f"#r_{k}" for k in removes)
+        kwargs: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
+        try:
+            resp = self.db.update_item(
+                TableName=self.table, Key=_dump({"pk": f"R#{recipient_id}", "sk": f"CONTACT#{channel}"}),
+                UpdateExpression=update, ExpressionAttributeNames=names, ReturnValues="ALL_NEW",
+                ExpressionAttributeValues=_dump({**{f":s_{k}": v for k, v in sets.items()}, **(values or {})}),
+                **kwargs)
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return None
+            raise
+        return _load(resp.get("Attributes"))
+
+    def contacts_in_state(self, state: str, limit: int,
+                          start: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of contacts in ``state`` (invalid, inactive), oldest first, from the sparse
+        ``ByContactHealth`` index; and the key to go on from (None at the end)."""
+        kwargs: dict[str, Any] = {"TableName": self.table, "IndexName": "ByContactHealth", "Limit": limit,
+                                  "KeyConditionExpression": "hl = :state",
+                                  "ExpressionAttributeValues": _dump({":state": state})}
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        resp = self.db.query(**kwargs)
+        return [i for i in (_load(x) for x in resp.get("Items", [])) if i], resp.get("LastEvaluatedKey")
 
     # -- circuit breakers (cascade.circuit) ----------------------------------------------------
 

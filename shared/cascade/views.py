@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cascade import prices, signals
+from cascade import contacts, prices, signals
 from cascade.errors import Conflict, NotFound
 from cascade.facts import amount
-from cascade.models import CascadeList, CascadeSummary, CascadeView, ReactsOn, StepView, Timeline, Touch
+from cascade.models import CascadeList, CascadeSummary, CascadeView, ContactHealth, ReactsOn, StepView, Timeline, Touch
 from cascade.scenarios import CHANNELS
 from cascade.store import CascadeStore, default_store
 
@@ -58,7 +58,8 @@ def timeline(recipient_id: str, store: CascadeStore | None = None) -> Timeline:
                     reacts_on=ReactsOn(channel=best, counts=counts, last_channel=last,
                                        last_at=reactions.get("last_at")),
                     cost=round(sum(t.cost or 0.0 for t in touches), 6),
-                    currency=prices.currency())
+                    currency=prices.currency(),
+                    contacts=[ContactHealth.model_validate(c) for c in contacts.card(recipient_id, store)])
 
 
 def recent(scenario_id: str, status: str | None, limit: int, days: int = 7,

@@ -419,6 +419,21 @@ def test_a_cascade_timeline_and_the_customer_card(api: Api, browser: Browser, sc
     b.shot("customer")
 
 
+def test_the_customer_card_shows_each_contacts_health(api: Api, browser: Browser, batch: dict[str, Any]) -> None:
+    b = browser
+    rid = batch["views"]["bounce"]["recipient_id"]  # its email bounced for good
+    contacts = wait_for("the bounce on the card", lambda: (found := {
+        c["channel"]: c for c in api.http.get(f"/v1/recipients/{rid}/timeline").json()["contacts"]}
+    ).get("email", {}).get("health") == "invalid" and found)
+    b.page.goto(f"{api.base}/dashboard#/recipients/{rid}")
+    b.enter_key(API_KEY)
+    b.wait("recipient-contacts")
+    assert b.text("contact-email-health") == "invalid" and b.text("contact-email-reason") == "hard_bounce"
+    for channel, contact in contacts.items():
+        assert b.text(f"contact-{channel}-health") == contact["health"]
+    b.shot("customer-contacts")
+
+
 def test_the_forecast_beside_the_actual_results(api: Api, browser: Browser, scenario: str,
                                                 batch: dict[str, Any]) -> None:
     b = browser
@@ -457,3 +472,20 @@ def test_the_forecast_beside_the_actual_results(api: Api, browser: Browser, scen
     assert_share(b.text("compare-reach-single"), f["single_channel"]["reach"])
     b.by("forecast-section").scroll_into_view_if_needed()
     b.shot("forecast")
+
+
+def test_the_customer_card_of_an_id_with_a_space_a_quote_and_cyrillic(api: Api, browser: Browser) -> None:
+    """The page asks for /v1/recipients/<encodeURIComponent(id)>/timeline; the API decodes it."""
+    from urllib.parse import quote
+
+    b = browser
+    rid = f'Анна "Q" {uuid.uuid4().hex[:6]}'
+    cascade_id = api.start({"type": "delivery.failed", "recipient": {"id": rid, "phone": "+77011234567"},
+                            "data": {"order_id": uuid.uuid4().hex[:6], "reschedule_url": "https://shop.test/r"}})
+    wait_for("the first SMS", lambda: api.outbox(cascade_id))
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+    b.page.goto(f"{api.base}/dashboard#/recipients/{quote(rid, safe='')}")
+    b.enter_key(API_KEY)
+    b.wait("touches")
+    assert b.text("recipient-id") == rid
+    assert b.text("touch-0-cascade") == cascade_id

@@ -81,3 +81,28 @@ def test_odd_telegram_updates_with_the_right_secret_get_a_4xx_or_200(api: Api, s
     resp = api.http.post("/webhooks/telegram", json=update,
                          headers={"X-Telegram-Bot-Api-Secret-Token": stack.telegram.secret_token})
     assert resp.status_code in (200, 400, 422), (resp.status_code, resp.text, update)
+
+
+nasty_values = st.recursive(
+    st.floats() | st.integers() | st.text(st.characters(categories=("Cs", "Ll", "Nd")), max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=nasty_values)
+def test_nan_infinity_and_lone_surrogates_in_data_are_never_a_5xx_nor_stored(api: Api, value: Any) -> None:
+    body = {"type": "delivery.failed", "recipient": {"id": "fuzz-nasty", "phone": "+77011234567"},
+            "data": {"order_id": "o-1", "reschedule_url": "https://x.test/r", "extra": value}}
+    text = json.dumps(body, allow_nan=True).encode()  # NaN, Infinity and "\ud83d" as some clients write them
+    resp = api.http.post("/v1/events", content=text, headers={"content-type": "application/json"})
+    assert resp.status_code in (202, 400, 409, 422), (resp.status_code, resp.text, text[:300])
+    constants: list[str] = []
+    json.loads(text, parse_constant=constants.append)
+    if constants:  # NaN or ±Infinity somewhere
+        assert resp.status_code == 400 and "JSON number" in resp.json()["error"], resp.text
+    if resp.status_code == 400:
+        assert resp.json()["error"].startswith("body is not valid JSON")
+    if resp.status_code == 202 and "cascade_id" in resp.json():  # a valid event: don't let it run on
+        api.http.post(f"/v1/cascades/{resp.json()['cascade_id']}/cancel")

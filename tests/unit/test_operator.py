@@ -104,8 +104,15 @@ def test_an_outcome_is_the_signal_it_names_for_our_task(name: str, signal: str) 
     assert sig.text  # the operator's note travels with the signal
 
 
+def test_an_outcome_that_is_not_json_is_a_400_like_every_other_body() -> None:
+    from cascade.http import HttpError
+
+    with pytest.raises(HttpError) as caught:
+        parse_outcome(b"not json")
+    assert caught.value.status == 400 and caught.value.body["details"][0]["field"] == "body"
+
+
 @pytest.mark.parametrize(("body", "field"), [
-    (b"not json", "body"),
     (b"[1, 2]", "body"),
     (b'{"outcome": "confirmed"}', "task_id"),
     (b'{"task_id": "", "outcome": "confirmed"}', "task_id"),

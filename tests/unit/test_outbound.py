@@ -37,7 +37,8 @@ def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     if "TABLE_NAME" not in os.environ:
         monkeypatch.setenv("TABLE_NAME", "unit")
-        settings.cache_clear()
+    monkeypatch.setenv("CASCADE_CRM_ALLOW_LOOPBACK", "1")  # the CRM stand-in listens on loopback
+    settings.cache_clear()
     yield
     monkeypatch.undo()
     settings.cache_clear()

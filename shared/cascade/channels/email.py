@@ -95,6 +95,10 @@ def parse_ses_event(event: dict[str, Any]) -> Signal | None:
     detail: dict[str, Any] = {"event": kind}
     if kind == "Click":
         detail["link"] = (event.get("click") or {}).get("link")
+    elif kind == "Bounce":  # a permanent bounce: the address does not exist or refuses us for good
+        detail["invalid_contact"] = "hard_bounce"
+    elif kind == "Complaint":  # marked as spam: no more marketing email (SES watches the complaint rate)
+        detail["complaint"] = True
     return Signal(channel="email", signal=signal, provider_message_id=message_id, detail=detail)
 
 

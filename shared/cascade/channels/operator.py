@@ -148,10 +148,9 @@ class Outcome(BaseModel):
 
 def parse_outcome(body: bytes) -> Outcome:
     """The raw body → :class:`Outcome`; anything malformed is a 422 naming the field."""
-    try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise FieldError("body", "is not valid JSON") from None
+    from cascade.http import loads
+
+    raw = loads(body)  # a 400 naming the problem for anything but strict JSON
     if not isinstance(raw, dict):
         raise FieldError("body", "must be a JSON object")
     try:

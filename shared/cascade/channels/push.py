@@ -45,7 +45,8 @@ class PushChannel(Channel):
             resp = self.sns.publish(TargetArn=endpoint, MessageStructure="json", Message=payload(message))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "EndpointDisabled":
-                raise PermanentSendError("push: endpoint disabled (app uninstalled or token expired)") from exc
+                raise PermanentSendError("push: endpoint disabled (app uninstalled or token expired)",
+                                         invalid_contact="token_disabled") from exc
             raise aws_send_error(exc, "sns publish") from exc
         except BotoCoreError as exc:
             raise aws_send_error(exc, "sns publish") from exc

@@ -56,7 +56,8 @@ class TelegramChannel(Channel):
         if resp.status_code >= 500:
             raise RetryableSendError(f"telegram {method}: {resp.status_code} {description}")
         # 400 chat not found, 403 bot blocked by the user, 401 bad token: trying again won't help.
-        raise PermanentSendError(f"telegram {method}: {resp.status_code} {description}")
+        raise PermanentSendError(f"telegram {method}: {resp.status_code} {description}",
+                                 invalid_contact=invalid_chat(resp.status_code, description))
 
     def send(self, message: Outgoing) -> Sent:
         payload: dict[str, Any] = {"chat_id": message.to, "text": message.text,
@@ -74,6 +75,19 @@ class TelegramChannel(Channel):
         if text:
             payload["text"] = text
         self.call("answerCallbackQuery", payload)
+
+
+def invalid_chat(status: int, description: str) -> str | None:
+    """Whether a refusal says the chat itself is gone for this bot: blocked (403 "bot was blocked
+    by the user"), a deleted account (403 "user is deactivated"), or no such chat (400)."""
+    text = description.casefold()
+    if status == 403 and "blocked" in text:
+        return "bot_blocked"
+    if status == 403 and "deactivated" in text:
+        return "user_deactivated"
+    if status == 400 and "chat not found" in text:
+        return "chat_not_found"
+    return None
 
 
 def check_secret(headers: dict[str, str], expected: str) -> None:

@@ -18,6 +18,11 @@ API_VERSION = "2010-04-01"
 SIGNATURE_HEADER = "x-twilio-signature"
 # Twilio's own codes for "try again later", whatever the HTTP status says.
 RETRYABLE_CODES = frozenset({20429, 20500, 20503})
+# Codes that say the 'To' number itself is wrong for good: 21211 invalid 'To', 21214 'To' cannot
+# be reached (calls), 21217 not a valid phone number (calls), 21407 a number type without SMS,
+# 21614 not a mobile number. (21610 is an opt-out; 21612 is about the To/From pair: the sender's
+# setup, not the customer's number.)
+INVALID_NUMBER_CODES = frozenset({21211, 21214, 21217, 21407, 21614})
 
 
 class TwilioApi:
@@ -68,7 +73,7 @@ def send_error(status: int, body: dict[str, Any], retry_after: Any, what: str) -
         except (TypeError, ValueError):
             hint = None
         return RetryableSendError(label, retry_after=hint)
-    return PermanentSendError(label)
+    return PermanentSendError(label, invalid_contact="invalid_number" if code in INVALID_NUMBER_CODES else None)
 
 
 def auth_token() -> str:

@@ -14,6 +14,9 @@ from cascade.errors import FieldError
 
 WEBHOOK_PATH = "/webhooks/twilio/sms"
 FAILED_STATUSES = frozenset({"undelivered", "failed"})
+# Delivery errors that say the number cannot get SMS at all: 30005 unknown (no longer in service),
+# 30006 a landline or an unreachable carrier. 30003 (handset off, no signal) passes.
+INVALID_NUMBER_ERRORS = frozenset({"30005", "30006"})
 
 
 class TwilioSmsChannel(TwilioChannel):
@@ -52,7 +55,9 @@ def parse_message_event(params: dict[str, str]) -> Signal | None:
         return Signal(channel="sms", signal="delivered", provider_message_id=sid)
     if status in FAILED_STATUSES:
         return Signal(channel="sms", signal="failed", provider_message_id=sid,
-                      detail={"message_status": status, "error_code": params.get("ErrorCode")})
+                      detail={"message_status": status, "error_code": params.get("ErrorCode"),
+                              **({"invalid_contact": "invalid_number"}
+                                 if params.get("ErrorCode") in INVALID_NUMBER_ERRORS else {})})
     return None
 
 

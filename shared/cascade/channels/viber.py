@@ -39,6 +39,8 @@ STATUS_NAMES = {
     17: "publicAccountIsNotInline", 18: "noPublicChat", 19: "cannotSendBroadcast", 20: "broadcastNotAllowed",
 }
 RETRYABLE_STATUSES = {12}
+# Statuses that say this receiver cannot get our messages (the contact is marked invalid).
+INVALID_RECEIVER = {5: "not_registered", 6: "not_subscribed"}
 
 # The answer to a conversation_started that bound a contact: Viber shows it as a welcome message.
 WELCOME = {
@@ -102,7 +104,8 @@ def status_error(status: Any, status_message: Any, what: str = "viber send_messa
     name = STATUS_NAMES.get(status, str(status_message or "general error")) if isinstance(status, int) else "no status"
     if status in RETRYABLE_STATUSES:
         return RetryableSendError(f"{what}: status {status} {name}")
-    return PermanentSendError(f"{what}: status {status} {name}")
+    return PermanentSendError(f"{what}: status {status} {name}",
+                              invalid_contact=INVALID_RECEIVER.get(status) if isinstance(status, int) else None)
 
 
 def build(cfg: Settings, provider_secret: dict[str, str]) -> ViberChannel:

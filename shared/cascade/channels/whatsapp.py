@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 24 * 3600
 SIGNATURE_HEADER = "x-hub-signature-256"
 REENGAGEMENT_REQUIRED = 131047  # more than 24 h since the customer last wrote: only a template may go out
+NOT_ON_WHATSAPP = 131026  # message undeliverable: the number is not a WhatsApp user (the contact is invalid)
 # Graph/Cloud API codes worth another try: unknown/temporary errors, throughput and pair rate limits.
 RETRYABLE_CODES = {1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131056, 133004}
 # How the message goes out, decided by prepare() and kept in the message's context.
@@ -173,7 +174,7 @@ def graph_error(status: int, body: Any, what: str, retry_after: Any = None) -> E
         except (TypeError, ValueError):
             hint = None
         return RetryableSendError(text, retry_after=hint)
-    return PermanentSendError(text)
+    return PermanentSendError(text, invalid_contact="not_on_whatsapp" if code == NOT_ON_WHATSAPP else None)
 
 
 def build(cfg: Settings, provider_secret: dict[str, str]) -> WhatsAppChannel:
@@ -371,6 +372,8 @@ def status_signal(status: Status) -> Signal | None:
     detail: dict[str, Any] = {"biz_opaque_callback_data": status.biz_opaque_callback_data}
     if status.errors:
         detail["error_code"] = status.errors[0].code
+        if status.errors[0].code == NOT_ON_WHATSAPP:
+            detail["invalid_contact"] = "not_on_whatsapp"
     return Signal(channel="whatsapp", signal=signal, provider_message_id=status.id, detail=detail)
 
 
@@ -401,7 +404,7 @@ def webhook(request: WebhookRequest) -> dict[str, Any]:
 def handle(note: Notification) -> None:
     """Act on a verified notification: inbound messages open the window and are replies; statuses
     are receipts, and a 131047 failure brings the step's template instead."""
-    from cascade import signals
+    from cascade import contacts, signals
     from cascade.observability import logger
     from cascade.planning import hashed
     from cascade.store import default_store
@@ -427,6 +430,7 @@ def handle(note: Notification) -> None:
             learn_user_id(status, ref, store)
         if reengage and send_template_instead(status, ref, store):
             continue
+        contacts.heard(sig, ref, store)
         signals.apply(str(ref["cascade_id"]), int(ref["step"]), sig.signal, store, status.id)
 
 

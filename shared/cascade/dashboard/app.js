@@ -753,12 +753,26 @@
         h("p", { class: "rates" }, h("span", { class: "muted", text: "Reactions per channel:" }),
           Object.keys(reacts.counts || {}).length ? Object.entries(reacts.counts).map(([ch, n]) => h("span",
             { class: "chip" }, `${ch} `, h("b", { testid: `reacts-count-${slug(ch)}`, text: fmt.int(n) })))
-            : h("span", { class: "muted", testid: "reacts-none", text: " none yet" }))),
+            : h("span", { class: "muted", testid: "reacts-none", text: " none yet" })),
+        contactsLine(t.contacts || [])),
       section("Every touch", "touches",
         touches.length ? table([{ label: "When" }, { label: "Scenario" }, { label: "Cascade" },
           { label: "Step", num: true }, { label: "Channel" }, { label: "Kind" }, { label: "Status" },
           { label: "Text / reply" }, { label: "Cost", num: true }], body, { testid: "touches-table" })
           : h("p", { class: "muted", text: "No touches for this customer." })));
+  }
+
+  // Each contact's health: ok, invalid (a provider refused it for good: clean it), inactive (no
+  // reaction in its last sends), opted out. The reason and since when show on hover and beside it.
+  function contactsLine(contacts) {
+    return h("p", { class: "rates", testid: "recipient-contacts" }, h("span", { class: "muted", text: "Contacts:" }),
+      contacts.length ? contacts.map((c) => {
+        const p = `contact-${slug(c.channel)}`;
+        const why = [c.reason, c.since ? `since ${fmt.time(c.since)}` : null].filter(Boolean).join(", ");
+        return h("span", { class: "chip", testid: p, title: [c.contact, why].filter(Boolean).join(" — ") || null },
+          `${c.channel} `, badge(c.health, `${p}-health`),
+          c.reason ? h("span", { class: "muted", testid: `${p}-reason`, text: ` ${c.reason}` }) : null);
+      }) : h("span", { class: "muted", testid: "contacts-none", text: " nothing known yet" }));
   }
 
   // ---- routing -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import socket
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import httpx
 
@@ -87,6 +87,8 @@ class LocalStack:
             # The state machine's own service calls go to localhost:$MOTO_PORT in server mode.
             "MOTO_PORT": str(moto_port),
             "CASCADE_CLOCK_SHIFT_SECONDS": str(self.clock_shift_seconds),
+            # The CRM stand-in listens on loopback; on AWS such a webhook URL is refused.
+            "CASCADE_CRM_ALLOW_LOOPBACK": "1",
         })
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -171,8 +173,9 @@ class LocalStack:
         for route_method, pattern, route_path, function in self.routes:
             match = pattern.match(path)
             if match and route_method == method:
+                # API Gateway passes path parameters URL-decoded ("a%20b" -> "a b").
                 return self._invoke(function, f"{method} {route_path}", method, path, query, headers, body,
-                                    match.groupdict())
+                                    {k: unquote(v) for k, v in match.groupdict().items()})
         return json_answer(404, {"message": "Not Found"})
 
     def _invoke(self, function: str, route_key: str, method: str, path: str, query: str,
@@ -335,10 +338,12 @@ class LocalStack:
     def _ses_event(self, message: dict[str, Any], signal: str | None) -> Any:
         import boto3
 
-        kinds = {"read": "Open", "clicked": "Click", "delivered": "Delivery", "failed": "Bounce"}
+        kinds = {"read": "Open", "clicked": "Click", "delivered": "Delivery", "failed": "Bounce",
+                 "complained": "Complaint"}
         if signal not in kinds:
             return json_answer(422, {"error": f"SES reports no {signal!r}; use read, clicked, delivered, failed "
-                                            "(or unsubscribed: the mail client's one-click)"})
+                                            "(a hard bounce), complained (or unsubscribed: the mail client's "
+                                            "one-click)"})
         assert self.deployed is not None
         topic = next(iter(self.deployed.email_event_topics.values()))
         kind = kinds[signal]
@@ -355,6 +360,9 @@ class LocalStack:
                               "link": link.group(0) if link else ""}
         elif kind == "Delivery":
             event["delivery"] = {"timestamp": now, "recipients": [message["to"]], "smtpResponse": "250 OK"}
+        elif kind == "Complaint":
+            event["complaint"] = {"complainedRecipients": [{"emailAddress": message["to"]}], "timestamp": now,
+                                  "feedbackId": str(uuid.uuid4()), "complaintFeedbackType": "abuse"}
         else:
             event["bounce"] = {"bounceType": "Permanent", "bounceSubType": "General", "timestamp": now,
                                "bouncedRecipients": [{"emailAddress": message["to"]}]}

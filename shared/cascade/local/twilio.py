@@ -354,8 +354,8 @@ class TwilioStandIn(StandIn):
             if signal == "delivered":
                 resp = self._message_status(message, "delivered",
                                             {"RawDlrDoneDate": datetime.now(UTC).strftime("%y%m%d%H%M")})
-            elif signal == "failed":
-                resp = self._message_status(message, "undelivered", {"ErrorCode": "30003"})
+            elif signal == "failed":  # "code": the carrier's error (30003 unreachable, 30005 unknown number...)
+                resp = self._message_status(message, "undelivered", {"ErrorCode": str(request.get("code") or 30003)})
             elif signal == "replied":
                 resp = self.text_in(message["to"], str(request.get("text") or "YES"))
             else:
