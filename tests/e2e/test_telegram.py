@@ -51,6 +51,9 @@ def test_a_customer_who_blocks_the_bot_is_opted_out_and_the_sms_goes_at_once(
              "data": {"cart_id": "cart-1", "cart_url": "https://shop.test/cart/1"}}
     cascade_id = api.start(event)  # no email: the Telegram step goes first
     tg = _sent(api, cascade_id, "telegram")
+    wait_for("the send on the timeline", lambda: any(  # recorded after the chat's last message
+        (t["channel"], t["kind"]) == ("telegram", "sent")
+        for t in api.http.get(f"/v1/recipients/{rid}/timeline").json()["touches"]))
     # The customer blocks the bot: Telegram sends the bot a signed my_chat_member update (kicked).
     assert api.simulate(tg["provider_message_id"], "blocked").status_code == 200
     sms = _sent(api, cascade_id, "sms")
