@@ -1,11 +1,11 @@
-"""POST /webhooks/telegram: button presses and replies from the Telegram bot."""
+"""POST /webhooks/telegram: button presses, replies and blocks from the Telegram bot."""
 
 from typing import TYPE_CHECKING
 
 from cascade import binding, http, signals
 from cascade.aws import secret
 from cascade.channels import channel
-from cascade.channels.telegram import check_secret, parse_update, start_token
+from cascade.channels.telegram import blocked_chat, check_secret, opt_out, parse_update, start_token
 from cascade.observability import logger
 from cascade.settings import settings
 
@@ -22,6 +22,10 @@ def handler(event: dict, context: "LambdaContext") -> dict:
         start = start_token(update)
         if start is not None:  # a customer opened a binding link
             binding.bind("telegram", start[1], start[0])
+            return http.respond(200, {"ok": True})
+        blocked = blocked_chat(update)
+        if blocked is not None:  # the customer blocked the bot: an opt-out of Telegram
+            opt_out(blocked)
             return http.respond(200, {"ok": True})
         signal = parse_update(update)
         if signal is not None:

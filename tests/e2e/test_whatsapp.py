@@ -4,6 +4,8 @@ customer's messages arrive as signed webhooks and move the cascade."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -226,3 +228,68 @@ def test_a_webhook_without_a_valid_signature_is_refused_and_changes_nothing(
     after = api.cascade(cascade_id)
     assert after["status"] == "running" and after["steps"] == before["steps"]
     _cancel(api, cascade_id)
+
+
+def _signed(stack: Any, wa: Any, value: dict[str, Any]) -> httpx.Response:
+    """A webhook as Meta sends it, signed with the app secret."""
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": wa.business_account_id, "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp", **value}}]}]}).encode()
+    sig = "sha256=" + hmac.new(wa.app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return httpx.post(f"{stack.url}/webhooks/whatsapp", content=body, timeout=30,
+                      headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig})
+
+
+def test_a_customer_with_a_username_writes_without_a_number_and_the_reply_ends_the_cascade(api: Api, wa: Any) -> None:
+    number = _number()
+    event = _cart(number)
+    cascade_id = api.start(event)
+    message = _whatsapp(api, cascade_id)[0]
+    _step(api, cascade_id, 1, "delivered")  # Meta's statuses name the customer's BSUID as well as the number
+    bsuid = wa.adopt_username(number, "sam.shops")
+    # The customer writes (not quoting our message): the webhook has from_user_id and no "from".
+    assert wa.customer_writes(number, "Is the discount still on?").status_code == 200
+    view = wait_for("the stop", lambda: (v := api.cascade(cascade_id))["status"] != "running" and v)
+    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")
+    assert view["steps"][1]["status"] == "replied"
+    assert view["steps"][1]["provider_message_id"] == message["provider_message_id"]
+    touches = api.http.get(f"/v1/recipients/{event['recipient']['id']}/timeline").json()["touches"]
+    assert ("whatsapp", "replied") in [(t["channel"], t["status"]) for t in touches if t["kind"] == "signal"]
+    assert bsuid not in json.dumps(touches)  # matched by the BSUID, not shown
+    # Their message opened the 24 h window for their number: the next reminder is free text.
+    again = api.start(_cart(number))
+    assert _whatsapp(api, again)[0]["text"].startswith(FREE_TEXT)
+    assert _sent_to(wa, number)[-1]["payload"]["type"] == "text"
+    _cancel(api, again)
+
+
+def test_a_signed_batch_with_an_unusable_part_is_answered_200_and_the_rest_counts(
+        api: Api, stack: Any, wa: Any) -> None:
+    number = _number()
+    cascade_id = api.start(_cart(number))
+    message = _whatsapp(api, cascade_id)[0]
+    _step(api, cascade_id, 1, "delivered")
+    now = str(int(time.time()))
+    resp = _signed(stack, wa, {
+        "contacts": [{"profile": {"name": "Sam", "username": "sam.shops"}, "user_id": "US.42424242424242424242"}],
+        "statuses": [
+            {"status": "delivered", "timestamp": now},  # no id: cannot be matched to anything
+            # read, and no phone number at all: only the customer's BSUID
+            {"id": message["provider_message_id"], "status": "read", "timestamp": now,
+             "recipient_user_id": "US.42424242424242424242"}],
+        "messages": [{"id": "wamid.nobody", "timestamp": now, "type": "text", "text": {"body": "?"}}],  # no sender
+    })
+    assert resp.status_code == 200, resp.text
+    view = wait_for("the stop", lambda: (v := api.cascade(cascade_id))["status"] != "running" and v)
+    assert (view["status"], view["stop_reason"]) == ("succeeded", "read")
+    assert view["steps"][1]["status"] == "read"
+
+
+def test_local_simulate_plays_a_reply_from_a_customer_with_a_username(api: Api, wa: Any) -> None:
+    number = _number()
+    cascade_id = api.start(_cart(number))
+    message = _whatsapp(api, cascade_id)[0]
+    assert api.simulate(message["provider_message_id"], "replied", text="Yes", username="").status_code == 422
+    resp = api.simulate(message["provider_message_id"], "replied", text="Yes", username="sam.shops")
+    assert resp.status_code == 200 and wa.usernames[number.lstrip("+")] == "sam.shops"
+    view = wait_for("the stop", lambda: (v := api.cascade(cascade_id))["status"] != "running" and v)
+    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")

@@ -9,7 +9,7 @@ import pytest
 
 from cascade.channels.email import parse_ses_event, to_html
 from cascade.channels.sms import parse_inbound_sms
-from cascade.channels.telegram import check_secret, parse_update
+from cascade.channels.telegram import blocked_chat, check_secret, parse_update
 from cascade.errors import SignatureInvalid
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -68,3 +68,17 @@ def test_the_telegram_secret_header_must_match() -> None:
 def test_email_html_escapes_text_and_links_urls() -> None:
     page = to_html("Hi <b>\nhttps://api.test/r/abc")
     assert "&lt;b&gt;" in page and '<a href="https://api.test/r/abc">' in page
+
+
+def test_a_customer_blocking_the_bot_is_a_my_chat_member_update_naming_the_chat() -> None:
+    event = json.loads((EVENTS / "telegram-webhook-blocked.json").read_text())
+    update = json.loads(event["body"])
+    assert blocked_chat(update) == "123456789"
+    assert parse_update(update) is None  # not a button press or a reply
+    update["my_chat_member"]["new_chat_member"]["status"] = "member"  # unblocked again: not an opt-out
+    assert blocked_chat(update) is None
+    update["my_chat_member"]["new_chat_member"]["status"] = "kicked"
+    update["my_chat_member"]["chat"] = {"id": -100123, "type": "group", "title": "Staff"}
+    assert blocked_chat(update) is None  # a group removing the bot is no customer's opt-out
+    button = json.loads(json.loads((EVENTS / "telegram-webhook-button.json").read_text())["body"])
+    assert blocked_chat(button) is None

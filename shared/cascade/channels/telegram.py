@@ -1,5 +1,9 @@
 """Telegram through the Bot API (httpx). Bots get no read receipts: an inline button press,
-a reply, or a click on a tracked link is what tells us the customer saw the message."""
+a reply, or a click on a tracked link is what tells us the customer saw the message.
+
+A customer who blocks the bot sends a ``my_chat_member`` update whose new status is ``kicked``: that
+is an opt-out of Telegram (as a STOP reply is), and a cascade waiting on a Telegram message moves on
+at once."""
 
 from __future__ import annotations
 
@@ -95,6 +99,7 @@ def check_secret(headers: dict[str, str], expected: str) -> None:
 
 class _Chat(BaseModel):
     id: int
+    type: str | None = None
 
 
 class _Quoted(BaseModel):
@@ -113,12 +118,51 @@ class _CallbackQuery(BaseModel):
     message: _Quoted | None = None
 
 
+class _Member(BaseModel):
+    status: str  # creator, administrator, member, restricted, left, kicked
+
+
+class _MemberUpdated(BaseModel):
+    chat: _Chat
+    new_chat_member: _Member
+
+
 class _Update(BaseModel):
     """The parts of a Bot API Update we read; the rest is ignored."""
 
     update_id: int | None = None
     message: _Message | None = None
     callback_query: _CallbackQuery | None = None
+    my_chat_member: _MemberUpdated | None = None
+
+
+def blocked_chat(raw: Any) -> str | None:
+    """The chat id when the update says the customer blocked the bot (``my_chat_member``, ``kicked``)."""
+    try:
+        member = _Update.model_validate(raw).my_chat_member
+    except ValidationError:
+        return None
+    if not member or member.new_chat_member.status != "kicked" or member.chat.type not in (None, "private"):
+        return None  # a group removing the bot is not a customer opting out
+    return str(member.chat.id)
+
+
+def opt_out(chat_id: str) -> None:
+    """The customer blocked the bot: an opt-out of Telegram for the recipient we last wrote to in that
+    chat (every purpose, until consent is granted again). The message keeps its status with reason
+    ``opted_out`` and a cascade waiting on it moves on at once."""
+    from cascade import consent
+    from cascade.observability import logger
+    from cascade.store import default_store
+
+    store = default_store()
+    ref = store.get_last_chat_message("telegram", chat_id)
+    cascade = store.get(str(ref["cascade_id"])) if ref else None
+    if ref is None or cascade is None:
+        logger.info("telegram bot blocked in a chat we never wrote to")
+        return
+    consent.opt_out(str(ref.get("recipient_id") or cascade["recipient"]["id"]), "telegram", "blocked", store,
+                    cascade=cascade, step=int(ref["step"]), provider_message_id=ref.get("provider_message_id"))
 
 
 def start_token(raw: Any) -> tuple[str, str] | None:
@@ -162,4 +206,5 @@ def parse_update(raw: Any) -> Signal | None:
     return None
 
 
-__all__ = ["SECRET_HEADER", "TelegramChannel", "check_secret", "parse_update", "start_token"]
+__all__ = ["SECRET_HEADER", "TelegramChannel", "blocked_chat", "check_secret", "opt_out", "parse_update",
+           "start_token"]

@@ -10,20 +10,29 @@ exactly where a real one would.
 Meta reports ``sent``/``delivered``/``read``/``failed`` per message and the customer's messages on
 one webhook, signed with ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body, keyed with the app
 secret). A free text that meets a closed window anyway (error 131047, answered at once or, as the
-Cloud API usually does, as a ``failed`` status) is replaced by the step's template, once."""
+Cloud API usually does, as a ``failed`` status) is replaced by the step's template, once.
+
+Customers who adopt a WhatsApp username (2026) may arrive with no phone number: their messages carry
+``from_user_id`` (the business-scoped user id, BSUID) instead of ``from``, statuses
+``recipient_user_id`` and ``contacts[].user_id``. A status that names both our message and a BSUID
+teaches us that BSUID's chat, so the customer's later message finds the message it answers. A signed
+webhook is always answered 200: an entry we cannot use is logged and skipped (Meta would retry the
+whole batch on a 4xx and then drop it, with every status in it)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from dataclasses import field as dc_field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cascade.channels.base import Channel, Outgoing, Sent, Signal, http_call
-from cascade.errors import PermanentSendError, RetryableSendError, SendError, SignatureInvalid, ValidationFailed
+from cascade.errors import PermanentSendError, RetryableSendError, SendError, SignatureInvalid
 
 if TYPE_CHECKING:
     import httpx
@@ -40,6 +49,10 @@ NOT_ON_WHATSAPP = 131026  # message undeliverable: the number is not a WhatsApp 
 RETRYABLE_CODES = {1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131056, 133004}
 # How the message goes out, decided by prepare() and kept in the message's context.
 MODE_KEY = "whatsapp_send"
+# The Graph API version the channel calls unless told otherwise (WhatsAppApiVersion); Meta keeps each
+# version for about two years.
+API_VERSION = "v26.0"
+_VERSION_SEGMENT = re.compile(r"/v\d+\.\d+$")
 
 
 class ReengagementRequired(PermanentSendError):
@@ -52,9 +65,9 @@ class WhatsAppChannel(Channel):
     max_length: ClassVar[int] = 4096
 
     def __init__(self, http: httpx.Client, api_base: str, phone_number_id: str, access_token: str,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, api_version: str = API_VERSION) -> None:
         self.http = http
-        self.api_base = api_base.rstrip("/")
+        self.api_base = graph_base(api_base, api_version)
         self.phone_number_id = phone_number_id
         self.access_token = access_token
         self.time_scale = time_scale
@@ -104,6 +117,14 @@ class WhatsAppChannel(Channel):
                 return Sent(provider_message_id=str(messages[0]["id"]), chat_id=to)
             raise RetryableSendError(f"{what}: the answer names no message id")
         raise graph_error(resp.status_code, body, what, resp.headers.get("retry-after"))
+
+
+def graph_base(api_base: str, api_version: str = API_VERSION) -> str:
+    """The Cloud API root with its Graph version: ``https://graph.facebook.com`` + ``v26.0``. A base
+    that already ends in a version (``.../v21.0``, as configured before the version was a setting) is
+    kept as it is."""
+    base = api_base.rstrip("/")
+    return base if _VERSION_SEGMENT.search(base) else f"{base}/{api_version.strip('/')}"
 
 
 def window_open(last_inbound: int | None, now: float, time_scale: float = 1.0) -> bool:
@@ -160,7 +181,8 @@ def build(cfg: Settings, provider_secret: dict[str, str]) -> WhatsAppChannel:
     from cascade.channels import http_client
 
     return WhatsAppChannel(http_client(), cfg.whatsapp_api_base, cfg.whatsapp_phone_number_id,
-                           provider_secret.get("whatsapp_access_token", ""), cfg.time_scale)
+                           provider_secret.get("whatsapp_access_token", ""), cfg.time_scale,
+                           cfg.whatsapp_api_version)
 
 
 # -- webhooks -------------------------------------------------------------------------------------
@@ -200,7 +222,8 @@ class Status(_Model):
     id: str
     status: str
     timestamp: int | None = None
-    recipient_id: str | None = None
+    recipient_id: str | None = None  # the phone number, when we sent to one
+    recipient_user_id: str | None = None  # the customer's BSUID (or from the value's contacts)
     biz_opaque_callback_data: str | None = None
     errors: list[_Error] = Field(default_factory=list)
 
@@ -230,7 +253,8 @@ class _Interactive(_Model):
 
 
 class InboundMessage(_Model):
-    sender: str = Field(alias="from")
+    sender: str | None = Field(default=None, alias="from")  # absent for a customer with a username
+    from_user_id: str | None = None  # the customer's BSUID
     id: str
     timestamp: int
     type: str
@@ -251,42 +275,91 @@ class InboundMessage(_Model):
             return choice.title if choice else None
         return None
 
+    @model_validator(mode="after")
+    def _someone(self) -> InboundMessage:
+        if not self.sender and not self.from_user_id:
+            raise ValueError("names no sender: neither from nor from_user_id")
+        return self
 
-class _Value(_Model):
-    messaging_product: str | None = None
-    statuses: list[Status] = Field(default_factory=list)
-    messages: list[InboundMessage] = Field(default_factory=list)
-
-
-class _Change(_Model):
-    field: str | None = None
-    value: _Value
-
-
-class _Entry(_Model):
-    id: str | None = None
-    changes: list[_Change] = Field(default_factory=list)
+    @property
+    def chat(self) -> str:
+        """Who wrote: ``+<number>``, or the BSUID when the number is withheld."""
+        return f"+{digits(self.sender)}" if self.sender else str(self.from_user_id)
 
 
-class Notification(_Model):
-    """The parts of a Cloud API webhook we read; the rest is ignored."""
+class _Contact(_Model):
+    wa_id: str | None = None
+    user_id: str | None = None
 
-    object: str
-    entry: list[_Entry] = Field(default_factory=list)
+
+@dataclass
+class Notification:
+    """The statuses and messages of a Cloud API webhook that we can use, and where the ones we
+    could not use were (with why)."""
+
+    found_statuses: list[Status] = dc_field(default_factory=list)
+    found_messages: list[InboundMessage] = dc_field(default_factory=list)
+    skipped: list[str] = dc_field(default_factory=list)
 
     def statuses(self) -> list[Status]:
-        return [s for e in self.entry for c in e.changes for s in c.value.statuses]
+        return self.found_statuses
 
     def messages(self) -> list[InboundMessage]:
-        return [m for e in self.entry for c in e.changes for m in c.value.messages]
+        return self.found_messages
+
+
+def _items(parent: Any, key: str) -> list[Any]:
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, list) else []
 
 
 def parse_notification(raw: Any) -> Notification:
-    """A webhook body → :class:`Notification`. A malformed one is a 422 naming the field."""
+    """A signed webhook body → :class:`Notification`. Each status and message is read on its own:
+    one that lacks what we need is listed in ``skipped`` and the rest still count."""
+    note = Notification()
+    if not isinstance(raw, dict) or not isinstance(raw.get("entry"), list):
+        note.skipped.append("entry: not a list of entries")
+        return note
+    for e, entry in enumerate(raw["entry"]):
+        for c, change in enumerate(_items(entry, "changes")):
+            value = change.get("value") if isinstance(change, dict) else None
+            where = f"entry[{e}].changes[{c}].value"
+            contacts = [known for x in _items(value, "contacts") if (known := _contact(x)) is not None]
+            for kind, model, target in (("statuses", Status, note.found_statuses),
+                                        ("messages", InboundMessage, note.found_messages)):
+                for n, item in enumerate(_items(value, kind)):
+                    try:
+                        parsed = model.model_validate(item)
+                    except ValidationError as exc:
+                        first = exc.errors()[0]
+                        field = ".".join(str(x) for x in first["loc"]) or kind
+                        note.skipped.append(f"{where}.{kind}[{n}].{field}: {first['msg']}")
+                        continue
+                    target.append(_with_user_id(parsed, contacts))  # type: ignore[arg-type]
+    return note
+
+
+def _contact(raw: Any) -> _Contact | None:
     try:
-        return Notification.model_validate(raw)
-    except ValidationError as exc:
-        raise ValidationFailed.from_pydantic(exc.errors()) from None
+        return _Contact.model_validate(raw)
+    except ValidationError:
+        return None  # a contact we cannot read names nobody
+
+
+def _with_user_id(item: Status | InboundMessage, contacts: list[_Contact]) -> Status | InboundMessage:
+    """The BSUID of the status's or message's customer, from ``contacts`` when the item has none."""
+    if isinstance(item, Status):
+        if item.recipient_user_id:
+            return item
+        phone, field = item.recipient_id, "recipient_user_id"
+    else:
+        if item.from_user_id:
+            return item
+        phone, field = item.sender, "from_user_id"
+    match = [x for x in contacts if x.user_id and (phone is None or x.wa_id is None or x.wa_id == phone)]
+    if len(match) == 1 or (match and len(contacts) == 1):
+        return item.model_copy(update={field: match[0].user_id})
+    return item
 
 
 _STATUS_SIGNALS = {"delivered": "delivered", "read": "read", "failed": "failed"}  # "sent" tells nothing new
@@ -307,7 +380,7 @@ def status_signal(status: Status) -> Signal | None:
 def reply_signal(message: InboundMessage) -> Signal:
     """The customer wrote: about the message they quoted, or else the last one sent to their number."""
     return Signal(channel="whatsapp", signal="replied", provider_message_id=message.context.id if message.context else None,
-                  chat_id=f"+{digits(message.sender)}", text=message.words, detail={"message_type": message.type})
+                  chat_id=message.chat, text=message.words, detail={"message_type": message.type})
 
 
 def webhook(request: WebhookRequest) -> dict[str, Any]:
@@ -323,6 +396,7 @@ def webhook(request: WebhookRequest) -> dict[str, Any]:
             return http.respond(403, {"error": "hub.mode or hub.verify_token does not match"})
         return http.respond_text(200, challenge)
     check_signature(request.headers, request.body, provider_secret.get("whatsapp_app_secret", ""))
+    # Signed by Meta: answered 200 whatever it holds (a 4xx would only bring the batch back, then lose it).
     handle(parse_notification(request.json()))
     return http.respond(200, {"ok": True})
 
@@ -331,13 +405,18 @@ def handle(note: Notification) -> None:
     """Act on a verified notification: inbound messages open the window and are replies; statuses
     are receipts, and a 131047 failure brings the step's template instead."""
     from cascade import contacts, signals
+    from cascade.observability import logger
     from cascade.planning import hashed
     from cascade.store import default_store
 
     store = default_store()
+    for where in note.skipped:
+        logger.warning("whatsapp webhook part skipped", part=where)
     for message in note.messages():
         # The customer's own send time (never in the future) starts the 24 h window.
-        store.put_last_inbound("whatsapp", hashed(f"+{digits(message.sender)}"), min(message.timestamp, int(time.time())))
+        contact = hashed(message.chat) if message.sender else _contact_of(message.chat, store)
+        if contact:
+            store.put_last_inbound("whatsapp", contact, min(message.timestamp, int(time.time())))
         signals.receive(reply_signal(message), store)
     for status in note.statuses():
         sig = status_signal(status)
@@ -347,10 +426,36 @@ def handle(note: Notification) -> None:
         ref = locate(status, store, early=reengage)
         if ref is None:
             continue
+        if status.recipient_user_id and sig.signal != "failed":  # it reached them: they may answer from there
+            learn_user_id(status, ref, store)
         if reengage and send_template_instead(status, ref, store):
             continue
         contacts.heard(sig, ref, store)
         signals.apply(str(ref["cascade_id"]), int(ref["step"]), sig.signal, store, status.id)
+
+
+def learn_user_id(status: Status, ref: dict[str, Any], store: CascadeStore) -> None:
+    """The status names the customer's BSUID: their chat under that id is this message (unless a
+    later one is already known), and the number we wrote to, for the 24 h window."""
+    from cascade.planning import hashed
+
+    chat = hashed(str(status.recipient_user_id))
+    known = store.get_last_chat_message("whatsapp", chat)
+    if known and known.get("provider_message_id") != status.id and \
+            str(known.get("sent_at") or "") > str(ref.get("sent_at") or ""):
+        return
+    record = {**ref, "provider_message_id": status.id}
+    if status.recipient_id:
+        record["contact"] = hashed(f"+{digits(status.recipient_id)}")
+    store.put_last_chat_message("whatsapp", chat, record)
+
+
+def _contact_of(user_id: str, store: CascadeStore) -> str | None:
+    """The (hashed) number we last wrote to the customer behind this BSUID, if a status told us."""
+    from cascade.planning import hashed
+
+    known = store.get_last_chat_message("whatsapp", hashed(user_id))
+    return str(known["contact"]) if known and known.get("contact") else None
 
 
 def locate(status: Status, store: CascadeStore, early: bool = False) -> dict[str, Any] | None:
@@ -413,6 +518,6 @@ def send_template_instead(status: Status, ref: dict[str, Any], store: CascadeSto
 
 
 __all__ = ["REENGAGEMENT_REQUIRED", "SIGNATURE_HEADER", "WINDOW_SECONDS", "InboundMessage", "Notification",
-           "ReengagementRequired", "Status", "WhatsAppChannel", "build", "check_signature", "digits", "graph_error",
-           "handle", "locate", "parse_notification", "reply_signal", "send_template_instead", "signature",
+           "ReengagementRequired", "Status", "WhatsAppChannel", "build", "check_signature", "digits", "graph_base",
+           "graph_error", "handle", "learn_user_id", "locate", "parse_notification", "reply_signal", "send_template_instead", "signature",
            "status_signal", "template_payload", "text_payload", "verify_subscription", "webhook", "window_open"]

@@ -185,8 +185,9 @@ class TwilioStandIn(StandIn):
         }
         with self._lock:
             self.calls[call["sid"]] = call
+        answer = json_answer(201, self._call_json(call))  # "queued", before the call starts ringing
         threading.Thread(target=self._ring, args=(call,), daemon=True).start()
-        return json_answer(201, self._call_json(call))
+        return answer
 
     def _call_json(self, call: dict[str, Any]) -> dict[str, Any]:
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call['sid']}"

@@ -110,12 +110,15 @@ class ViberStandIn(StandIn):
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         if method != "POST" or path not in ("/pa/send_message", "/pa/set_webhook", "/pa/get_account_info"):
             return json_answer(404, {"status": 1, "status_message": "Not Found"})
-        if not hmac.compare_digest(headers.get("x-viber-auth-token", "").encode(), self.auth_token.encode()):
-            return _status(2, "invalidAuthToken")
         try:
             params = json.loads(body) if body else {}
         except ValueError:
-            return _status(3, "badData")
+            params = None
+        # The token comes in the X-Viber-Auth-Token header, or (as the official viberbot SDK sends it)
+        # as ``auth_token`` in the body.
+        given = headers.get("x-viber-auth-token") or (params.get("auth_token") if isinstance(params, dict) else None)
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self.auth_token.encode()):
+            return _status(2, "invalidAuthToken")
         if not isinstance(params, dict):
             return _status(3, "badData")
         if path == "/pa/set_webhook":

@@ -1,7 +1,9 @@
-"""A local WhatsApp Cloud API: ``POST /v21.0/{phone_number_id}/messages`` (Bearer token, the
-payload checked as the Cloud API checks it), and the webhooks a real app receives, signed with
-``X-Hub-Signature-256`` (HMAC-SHA256 of the body, keyed with the app secret): message statuses
-and the customers' own messages.
+"""A local WhatsApp Cloud API: ``POST /vNN.0/{phone_number_id}/messages`` (any Graph version, Bearer
+token, the payload checked as the Cloud API checks it), and the webhooks a real app receives, signed
+with ``X-Hub-Signature-256`` (HMAC-SHA256 of the body, keyed with the app secret): message statuses
+and the customers' own messages, in the 2026 shape: every customer has a business-scoped user id
+(``user_id`` in ``contacts``, ``recipient_user_id`` in statuses, ``from_user_id`` in messages), and a
+customer who adopted a username (:meth:`WhatsAppStandIn.adopt_username`) writes with no ``from``.
 
 Like the real API it accepts free text outside the 24 h customer-service window and then reports
 it ``failed`` with error 131047. The window is counted in the stack's cascade time (24 h divided by
@@ -21,16 +23,18 @@ import time
 from typing import Any, ClassVar
 
 import httpx
+import phonenumbers
 
 from cascade.local.faults import FAULTS
 from cascade.local.httpserver import json_answer
 from cascade.local.standin import Answer, StandIn, invalid
 
-VERSION = "v21.0"
+_PATH = re.compile(r"^/v(\d+)\.0/(\d+)/messages$")  # any Graph API version
 WINDOW_SECONDS = 24 * 3600
 STATUS_DELAY_SECONDS = 0.2  # statuses follow the API's answer, as Meta's do
 DISPLAY_NUMBER = "15550100123"
 _NUMBER = re.compile(r"^\+?[1-9]\d{6,14}$")
+_SEPARATORS = re.compile(r"[\s\-().]")  # the Cloud API reads "+1 415-555-0100" as 14155550100
 
 
 def _error(status: int, code: int, message: str, details: str | None = None, **extra: Any) -> Answer:
@@ -62,13 +66,15 @@ class WhatsAppStandIn(StandIn):
         self.approved: dict[str, int] = {}  # approved template name → number of body parameters
         self.messages: list[dict[str, Any]] = []  # what the API accepted
         self.last_inbound: dict[str, float] = {}  # wa_id → when the customer last wrote
+        self.user_ids: dict[str, str] = {}  # wa_id → the customer's business-scoped user id (BSUID)
+        self.usernames: dict[str, str] = {}  # wa_id → username, for customers who adopted one
         self._serial = itertools.count(1)
         self._lock = threading.Lock()
 
     # -- wiring ---------------------------------------------------------------------------------
 
     def parameters(self) -> dict[str, str]:
-        return {"WhatsAppApiBase": f"{self.url}/{VERSION}", "WhatsAppPhoneNumberId": self.phone_number_id}
+        return {"WhatsAppApiBase": self.url, "WhatsAppPhoneNumberId": self.phone_number_id}
 
     def secrets(self) -> dict[str, str]:
         return {"whatsapp_access_token": self.access_token, "whatsapp_app_secret": self.app_secret,
@@ -109,6 +115,11 @@ class WhatsAppStandIn(StandIn):
                 return invalid("code", "a Cloud API error code (a whole number), e.g. 131026")
             resp = self.status(original, "failed", code)
         elif signal == "replied":
+            username = request.get("username")
+            if username is not None:
+                if not isinstance(username, str) or not username.strip():
+                    return invalid("username", "the customer's WhatsApp username, e.g. \"sam.shops\"")
+                self.adopt_username(f"+{original['wa_id']}", username.strip())  # from now on: no number
             resp = self.customer_writes(f"+{original['wa_id']}", str(request.get("text") or "Thanks!"), original["id"])
         else:
             return invalid("signal", f"WhatsApp reports no {signal!r}; read, delivered, failed or replied")
@@ -118,7 +129,8 @@ class WhatsAppStandIn(StandIn):
     # -- the Cloud API --------------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
-        if method != "POST" or path != f"/{VERSION}/{self.phone_number_id}/messages":
+        route = _PATH.match(path)
+        if method != "POST" or route is None or route.group(2) != self.phone_number_id:
             return _error(400, 100, "Unsupported post request. Object does not exist or does not support this "
                                     "operation", error_subcode=33)
         scheme, _, token = headers.get("authorization", "").partition(" ")
@@ -145,7 +157,7 @@ class WhatsAppStandIn(StandIn):
         if fault == "reject":
             return _error(400, 131026, "(#131026) Message undeliverable",
                           "Unable to deliver message: the number is not on WhatsApp or cannot receive this message.")
-        wa_id = str(params["to"]).lstrip("+")
+        wa_id = _SEPARATORS.sub("", str(params["to"])).lstrip("+")
         free_text = params["type"] == "text"
         with self._lock:
             opened = self.last_inbound.get(wa_id)
@@ -156,7 +168,8 @@ class WhatsAppStandIn(StandIn):
             self.messages.append(message)
         threading.Thread(target=self._report, args=(message,), daemon=True).start()
         return json_answer(200, {"messaging_product": "whatsapp", "contacts": [{"input": str(params["to"]),
-                                                                                "wa_id": wa_id}],
+                                                                                "wa_id": wa_id,
+                                                                                "user_id": self.user_id(wa_id)}],
                                  "messages": [{"id": message["id"],
                                                **({"message_status": "accepted"} if not free_text else {})}]})
 
@@ -166,7 +179,7 @@ class WhatsAppStandIn(StandIn):
             return _invalid("The parameter messaging_product is required and must be 'whatsapp'."), ""
         if params.get("recipient_type", "individual") != "individual":
             return _invalid("Param recipient_type must be 'individual'."), ""
-        if not isinstance(params.get("to"), str) or not _NUMBER.match(params["to"]):
+        if not isinstance(params.get("to"), str) or not _NUMBER.match(_SEPARATORS.sub("", params["to"])):
             return _invalid("Param to must be a phone number (digits, country code first)."), ""
         opaque = params.get("biz_opaque_callback_data")
         if opaque is not None and (not isinstance(opaque, str) or len(opaque) > 512):
@@ -192,13 +205,15 @@ class WhatsAppStandIn(StandIn):
             return _invalid("Param template['language']['code'] is required."), ""
         params: list[str] = []
         for n, component in enumerate(template.get("components") or []):
-            if not isinstance(component, dict) or component.get("type") not in ("header", "body", "button"):
+            # The Cloud API reads the types in any case ("body" in Meta's examples, "BODY" from pywa).
+            kind = str(component.get("type", "")).lower() if isinstance(component, dict) else ""
+            if kind not in ("header", "body", "button"):
                 return _invalid(f"Param template['components'][{n}]['type'] must be header, body or button."), ""
             for m, param in enumerate(component.get("parameters") or []):
-                if not isinstance(param, dict) or param.get("type") != "text" or not isinstance(param.get("text"), str) \
-                        or not param["text"].strip():
+                if not isinstance(param, dict) or str(param.get("type", "")).lower() != "text" \
+                        or not isinstance(param.get("text"), str) or not param["text"].strip():
                     return _invalid(f"Param template['components'][{n}]['parameters'][{m}]['text'] is required."), ""
-                if component["type"] == "body":
+                if kind == "body":
                     params.append(param["text"])
         expected = self.approved.get(template["name"])
         if expected is None:
@@ -217,6 +232,34 @@ class WhatsAppStandIn(StandIn):
     def find(self, provider_message_id: str) -> dict[str, Any] | None:
         return next((m for m in self.messages if m["id"] == provider_message_id), None)
 
+    def user_id(self, wa_id: str) -> str:
+        """The customer's BSUID for this business: country code, a dot, digits (``US.1349...``)."""
+        with self._lock:
+            if wa_id not in self.user_ids:
+                try:
+                    region = phonenumbers.region_code_for_number(phonenumbers.parse(f"+{wa_id}")) or "ZZ"
+                except phonenumbers.NumberParseException:
+                    region = "ZZ"
+                self.user_ids[wa_id] = f"{region}.{secrets.randbelow(10**19):019d}"
+            return self.user_ids[wa_id]
+
+    def adopt_username(self, number: str, username: str = "customer.2026") -> str:
+        """The customer takes a WhatsApp username: from now on their messages carry no phone number,
+        only their BSUID (returned)."""
+        wa_id = number.lstrip("+")
+        with self._lock:
+            self.usernames[wa_id] = username
+        return self.user_id(wa_id)
+
+    def _contact(self, wa_id: str, with_number: bool = True) -> dict[str, Any]:
+        profile: dict[str, Any] = {"name": "Customer"}
+        if wa_id in self.usernames:
+            profile["username"] = self.usernames[wa_id]
+        contact: dict[str, Any] = {"profile": profile, "user_id": self.user_id(wa_id)}
+        if with_number:
+            contact["wa_id"] = wa_id
+        return contact
+
     # -- webhooks: statuses and what the customer does ------------------------------------------
 
     def _report(self, message: dict[str, Any]) -> None:
@@ -233,8 +276,14 @@ class WhatsAppStandIn(StandIn):
             pass  # no webhook registered, or the stack is gone
 
     def status(self, message: dict[str, Any], status: str, error_code: int | None = None) -> httpx.Response:
+        # We always send to the number, so the status names it (and the customer's BSUID) even for a
+        # customer with a username; a number that is not on WhatsApp has no BSUID.
+        wa_id = message["wa_id"]
+        on_whatsapp = error_code != 131026
         entry: dict[str, Any] = {"id": message["id"], "status": status, "timestamp": str(int(time.time())),
-                                 "recipient_id": message["wa_id"]}
+                                 "recipient_id": wa_id}
+        if on_whatsapp:
+            entry["recipient_user_id"] = self.user_id(wa_id)
         if message.get("biz_opaque_callback_data"):
             entry["biz_opaque_callback_data"] = message["biz_opaque_callback_data"]
         if status in ("sent", "delivered"):
@@ -247,7 +296,8 @@ class WhatsAppStandIn(StandIn):
                        "replied to this number." if error_code == 131047 else title)
             entry["errors"] = [{"code": error_code, "title": title, "message": title, "error_data": {"details": details},
                                 "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]
-        return self._deliver({"statuses": [entry]})
+        contact = self._contact(wa_id) if on_whatsapp else {"wa_id": wa_id}
+        return self._deliver({"contacts": [contact], "statuses": [entry]})
 
     def customer_writes(self, number: str, text: str, quoting: str | None = None) -> httpx.Response:
         """The customer sends the business a text (quoting one of our messages, if ``quoting``):
@@ -256,11 +306,14 @@ class WhatsAppStandIn(StandIn):
         now = time.time()
         with self._lock:
             self.last_inbound[wa_id] = now
-        message: dict[str, Any] = {"from": wa_id, "id": self._wamid(wa_id), "timestamp": str(int(now)), "type": "text",
-                                   "text": {"body": text}}
+        shows_number = wa_id not in self.usernames
+        message: dict[str, Any] = {"from_user_id": self.user_id(wa_id), "id": self._wamid(wa_id),
+                                   "timestamp": str(int(now)), "type": "text", "text": {"body": text}}
+        if shows_number:
+            message["from"] = wa_id
         if quoting:
             message["context"] = {"from": DISPLAY_NUMBER, "id": quoting}
-        return self._deliver({"contacts": [{"profile": {"name": "Customer"}, "wa_id": wa_id}], "messages": [message]})
+        return self._deliver({"contacts": [self._contact(wa_id, shows_number)], "messages": [message]})
 
     def close_window(self, number: str) -> None:
         """Meta's 24 h window for this customer ends now, whatever the service recorded (as at the very
