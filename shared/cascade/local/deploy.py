@@ -315,7 +315,7 @@ class Deployer:
                                   "FilterCriteria", "DestinationConfig") if k in p}
         resp = self.c("lambda").create_event_source_mapping(
             EventSourceArn=p["EventSourceArn"], FunctionName=name, StartingPosition=p.get("StartingPosition", "LATEST"),
-            **{k: v for k, v in spec.items() if k != "FilterCriteria"})
+            **spec)
         streams.register(arn, name, spec)
         self.out.stream_mappings.append(arn)
         self.out.physical[logical] = resp["UUID"]

@@ -42,6 +42,7 @@ _lock = threading.Lock()
 # The local stack's waits are short: Lambda's batching window and retry backoff, scaled down.
 WINDOW_SCALE = 0.025
 BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+RETAINED = 1000  # stream records moto keeps per table, for reading a failed batch back
 
 
 def matches(pattern: Any, value: Any) -> bool:
@@ -97,7 +98,7 @@ def _send(self: Any, function_arn: str, items: list[Any], source: str) -> str:
         return "ignored"
     from moto.core.utils import unix_time
 
-    for item in items:
+    for item in items[-1:]:  # moto hands over its shard after each write: the newest record is the new one
         record = item.to_json()
         dynamodb = dict(record["dynamodb"])
         created = dynamodb.get("ApproximateCreationDateTime")
@@ -108,7 +109,20 @@ def _send(self: Any, function_arn: str, items: list[Any], source: str) -> str:
                  "awsRegion": self.region_name, "dynamodb": dynamodb, "eventSourceARN": source}
         if wanted(mapping, event):
             mapping.pending.put(event)
-    return "queued"  # moto then forgets them, as a stream forgets records a mapping has read
+    _retain(self.account_id, self.region_name, source)
+    return ""  # moto keeps them: GetRecords reads a failed batch back, as from a stream (24 h on AWS)
+
+
+def _retain(account_id: str, region: str, stream_arn: str) -> None:
+    """Keep the last :data:`RETAINED` records of the table's stream (memory stays bounded); the
+    sequence numbers go on from where the dropped ones ended."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    shard = dynamodb_backends[account_id][region].get_table(stream_arn.split("/")[1]).stream_shard
+    extra = len(shard.items) - RETAINED if shard is not None else 0
+    if shard is not None and extra > 0:
+        del shard.items[:extra]
+        shard.starting_sequence_number += extra
 
 
 def _batch(mapping: Mapping) -> list[dict[str, Any]]:
