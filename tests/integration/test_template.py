@@ -107,6 +107,8 @@ def test_topics_with_contact_data_and_the_alarm_topic_are_encrypted_with_the_sta
                                                        "cloudwatch.amazonaws.com"}
     assert set(publishers["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}
     assert publishers["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    (inbound,) = cfn["Resources"]["InboundSmsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (inbound["Principal"], inbound["Action"]) == ({"Service": "sms-voice.amazonaws.com"}, "sns:Publish")
     queue = cfn["Resources"]["FailedEventsQueue"]["Properties"]
     assert queue["KmsMasterKeyId"] == {"Ref": "SecretDataKey"}
 
