@@ -1,7 +1,8 @@
 """Nothing a stream consumer gives up on is lost: on the local stack, a CRM event that fails every
 try ends, after the mapping's retries, as an on-failure record in the failed-events queue (the
 batch's place in the stream, as Lambda writes it), and ``python -m cascade.redrive`` reads those
-records back from the stream and delivers them."""
+records back from the stream and delivers them; an SES event the SNS-fed function gave up on is
+redriven as it was, and stops its cascade."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def _outbound_tries() -> int:
     return (int(mapping["MaximumRetryAttempts"]) + 1) * ATTEMPTS
 
 
+def _drain(sqs: Any, queue: str) -> None:
+    """Empty the queue of what earlier tests left (PurgeQueue allows one call a minute)."""
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
 def _events(api: Api, cascade_id: str) -> list[dict[str, Any]]:
     resp = api.http.get("/local/crm", params={"cascade_id": cascade_id})
     assert resp.status_code == 200, resp.text
@@ -47,7 +55,7 @@ def test_a_crm_event_that_always_fails_waits_in_the_queue_and_a_redrive_delivers
         api: Api, stack: Any, crm: Any) -> None:
     sqs = boto3.client("sqs", region_name=stack.deployed.region)
     queue = stack.deployed.outputs["FailedEventsQueueUrl"]
-    sqs.purge_queue(QueueUrl=queue)
+    _drain(sqs, queue)
     # Given a CRM that refuses this customer's first event on every try the stream will make
     recipient_id = f"cust-{uuid.uuid4().hex[:8]}"
     armed = api.http.post("/local/crm", json={"fail": _outbound_tries(), "recipient_id": recipient_id,
@@ -87,3 +95,37 @@ def test_a_crm_event_that_always_fails_waits_in_the_queue_and_a_redrive_delivers
     assert len(started) == 1 and started[0]["recipient_id"] == recipient_id
     attrs = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_an_ses_event_the_function_gave_up_on_is_redriven_as_it_was(api: Api, stack: Any) -> None:
+    """SNS invokes asynchronously; after Lambda's tries the on-failure record keeps the whole event
+    (``requestPayload``). The local SNS delivery runs the function inside the publish, so here the
+    record is put in the queue as Lambda writes it, for an open of a real cascade's e-mail."""
+    sqs = boto3.client("sqs", region_name=stack.deployed.region)
+    queue = stack.deployed.outputs["FailedEventsQueueUrl"]
+    _drain(sqs, queue)
+    cascade_id = api.start({"type": "cart.abandoned",
+                            "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": "sam@example.com",
+                                          "locale": "en", "consent": {"marketing": True}},
+                            "data": {"cart_id": "cart-1", "cart_url": "https://shop.test/cart/1"}})
+    email = wait_for("the email", lambda: api.outbox(cascade_id))[0]
+    payload = json.loads((template.ROOT / "events" / "aws-events-ses-open.json").read_text(encoding="utf-8"))
+    open_event = json.loads(payload["Records"][0]["Sns"]["Message"])
+    open_event["mail"].update(messageId=email["provider_message_id"], destination=[email["to"]])
+    payload["Records"][0]["Sns"]["Message"] = json.dumps(open_event)
+    function_arn = stack.deployed.arns["AwsEventsFunction"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({
+        "version": "1.0", "timestamp": "2026-11-23T10:05:03.000Z",
+        "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": f"{function_arn}:$LATEST",
+                           "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+        "requestPayload": payload,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": "Task timed out after 30.00 seconds"}}))
+    assert api.cascade(cascade_id)["status"] == "running"
+
+    result = Redrive(sqs, boto3.client("lambda", region_name=stack.deployed.region),
+                     boto3.client("dynamodbstreams", region_name=stack.deployed.region)).run(queue)
+
+    assert (result.done, result.left) == (1, [])
+    view = api.cascade(cascade_id)
+    assert (view["status"], view["stop_reason"]) == ("succeeded", "read")
