@@ -97,17 +97,27 @@ def test_a_crm_event_that_always_fails_waits_in_the_queue_and_a_redrive_delivers
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
-def test_an_ses_event_the_function_gave_up_on_is_redriven_as_it_was(api: Api, stack: Any) -> None:
+def test_an_ses_event_the_function_gave_up_on_is_redriven_as_it_was(api: Api, stack: Any,
+                                                                    saved: list[str]) -> None:
     """SNS invokes asynchronously; after Lambda's tries the on-failure record keeps the whole event
     (``requestPayload``). The local SNS delivery runs the function inside the publish, so here the
     record is put in the queue as Lambda writes it, for an open of a real cascade's e-mail."""
     sqs = boto3.client("sqs", region_name=stack.deployed.region)
     queue = stack.deployed.outputs["FailedEventsQueueUrl"]
     _drain(sqs, queue)
-    cascade_id = api.start({"type": "cart.abandoned",
-                            "recipient": {"id": f"cust-{uuid.uuid4().hex[:8]}", "email": "sam@example.com",
-                                          "locale": "en", "consent": {"marketing": True}},
-                            "data": {"cart_id": "cart-1", "cart_url": "https://shop.test/cart/1"}})
+    # One e-mail that waits 30 days for its open (3 minutes here): the cascade is still waiting
+    # when the open is redriven, however busy the machine.
+    tag = uuid.uuid4().hex[:8]
+    scenario = {"name": "Invoice", "trigger": f"invoice_{tag}.issued", "correlation": "invoice_id",
+                "success": ["read"], "steps": [{"channel": "email", "wait": "30d", "template": {
+                    "ru": {"subject": "Ваш счёт", "text": "Счёт {{ data.invoice_id }} готов."},
+                    "en": {"subject": "Your invoice", "text": "Invoice {{ data.invoice_id }} is ready."}}}]}
+    resp = api.http.put(f"/v1/scenarios/invoice-{tag}", json=scenario)
+    assert resp.status_code in (200, 201), resp.text
+    saved.append(f"invoice-{tag}")
+    cascade_id = api.start({"type": f"invoice_{tag}.issued",
+                            "recipient": {"id": f"cust-{tag}", "email": "sam@example.com", "locale": "en"},
+                            "data": {"invoice_id": "I-1"}})
     email = wait_for("the email", lambda: api.outbox(cascade_id))[0]
     payload = json.loads((template.ROOT / "events" / "aws-events-ses-open.json").read_text(encoding="utf-8"))
     open_event = json.loads(payload["Records"][0]["Sns"]["Message"])
