@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SAMVENV := .venv-sam
+CHECKOVVENV := .venv-checkov
 
-.PHONY: install run test lint typecheck bench validate build clean
+.PHONY: install run test lint typecheck bench validate build checkov clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +18,7 @@ install: $(STAMP)
 run: $(STAMP)  ## the local stack on http://127.0.0.1:$$PORT (default 3000)
 	$(BIN)/python -m cascade.local
 
-test: $(STAMP) $(SAMVENV)/bin/sam lint validate  ## lint and sam validate, then every test (sam build included)
+test: $(STAMP) $(SAMVENV)/bin/sam $(CHECKOVVENV)/bin/checkov lint validate  ## lint and sam validate, then every test (sam build and checkov included)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -41,5 +42,14 @@ validate: $(SAMVENV)/bin/sam  ## sam validate --lint
 build: $(SAMVENV)/bin/sam  ## sam build (needs python3.12 on PATH)
 	PATH="$(CURDIR)/$(SAMVENV)/bin:$$PATH" PYENV_VERSION=3.12.1:3.11.7 SAM_CLI_TELEMETRY=0 $(SAMVENV)/bin/sam build
 
+$(CHECKOVVENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOVVENV)
+	$(CHECKOVVENV)/bin/python -m pip install -q --disable-pip-version-check checkov==3.3.30
+
+checkov: $(STAMP) $(CHECKOVVENV)/bin/checkov  ## checkov on template.yaml and on its SAM translation (offline)
+	$(CHECKOVVENV)/bin/checkov --config-file .checkov.yaml -f template.yaml
+	@mkdir -p .aws-sam && $(BIN)/python -m cascade.local.template > .aws-sam/translated.json
+	$(CHECKOVVENV)/bin/checkov --config-file .checkov.yaml -f .aws-sam/translated.json
+
 clean:
-	rm -rf $(VENV) $(SAMVENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(SAMVENV) $(CHECKOVVENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

@@ -7,7 +7,11 @@ circuit is *half-open*: one send is let through as a trial (claimed with a condi
 concurrent steps don't all pile onto a sick provider); its success closes the circuit, its
 failure opens it for another cooldown.
 
-Cost: one eventually consistent read per step; writes only while a provider is failing."""
+Cost: one eventually consistent read per step; writes only while a provider is failing.
+
+Opening a circuit also prints one CloudWatch metric (``Cascade/CircuitOpened``, dimensions
+``service`` and ``channel``) in the embedded metric format: CloudWatch Logs turns the log line into
+the metric the template's ``CircuitOpen<Channel>Alarm`` watches, with no API call."""
 
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ from typing import Any
 
 from cascade.observability import logger
 from cascade.store import CascadeStore
+
+METRIC_NAMESPACE = "Cascade"
+CIRCUIT_OPENED = "CircuitOpened"
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,15 @@ class Circuit:
             self.store.open_circuit(channel, int(now) + self.cooldown)
             logger.warning("provider down: circuit open", channel=channel, failures=failures,
                            cooldown_s=self.cooldown)
+            _count_opened(channel)
+
+
+def _count_opened(channel: str) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    with single_metric(name=CIRCUIT_OPENED, unit=MetricUnit.Count, value=1, namespace=METRIC_NAMESPACE,
+                       default_dimensions={"service": "cascade"}) as metric:
+        metric.add_dimension(name="channel", value=channel)
 
 
 def default_circuit(store: CascadeStore) -> Circuit:
@@ -67,4 +83,4 @@ def default_circuit(store: CascadeStore) -> Circuit:
     return Circuit(store, cfg.circuit_failure_threshold, cfg.circuit_cooldown_seconds)
 
 
-__all__ = ["Circuit", "CircuitState", "default_circuit"]
+__all__ = ["CIRCUIT_OPENED", "METRIC_NAMESPACE", "Circuit", "CircuitState", "default_circuit"]

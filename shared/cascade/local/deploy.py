@@ -76,6 +76,7 @@ class Deployer:
         self.pseudo = {"AWS::Region": region, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
                        "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"}
         self.bucket = f"{stack_name}-artifacts"
+        self.conditions: dict[str, bool] = {}
 
     def c(self, service: str) -> Any:
         return boto3.client(service, region_name=self.region)
@@ -96,6 +97,8 @@ class Deployer:
             return self.out.stream_arns[logical]
         if attr in ("Name", "TopicName"):
             return self.out.physical[logical].rsplit(":", 1)[-1]
+        if attr == "QueueName":
+            return self.out.physical[logical].rsplit("/", 1)[-1]
         raise KeyError(f"{logical}.{attr}")
 
     def resolve(self, value: Any) -> Any:
@@ -127,6 +130,27 @@ class Deployer:
             return sep.join(str(p) for p in self.resolve(parts))
         return {k: self.resolve(v) for k, v in value.items()}
 
+    def condition(self, name: str) -> bool:
+        """A template condition (the functions conditions may use: Equals, Not, And, Or, Condition)."""
+        if name not in self.conditions:
+            self.conditions[name] = self._holds(self.cfn.get("Conditions", {})[name])
+        return self.conditions[name]
+
+    def _holds(self, spec: Any) -> bool:
+        if isinstance(spec, dict) and "Condition" in spec:
+            return self.condition(spec["Condition"])
+        (fn, args), = spec.items()
+        if fn == "Fn::Equals":
+            a, b = self.resolve(args)
+            return str(a) == str(b)
+        if fn == "Fn::Not":
+            return not self._holds(args[0])
+        if fn == "Fn::And":
+            return all(self._holds(a) for a in args)
+        if fn == "Fn::Or":
+            return any(self._holds(a) for a in args)
+        raise KeyError(fn)
+
     # -- deployment ---------------------------------------------------------------------------
 
     def order(self) -> list[str]:
@@ -154,6 +178,8 @@ class Deployer:
             s3.put_object(Bucket=self.bucket, Key=f"{logical}.zip", Body=_zip_dir(path))
         for logical in self.order():
             res = self.cfn["Resources"][logical]
+            if "Condition" in res and not self.condition(res["Condition"]):
+                continue  # CloudFormation leaves it out
             if res["Type"].startswith(SKIPPED):
                 self.out.physical[logical] = "local"
                 continue
@@ -202,8 +228,36 @@ class Deployer:
         self.out.physical[logical], self.out.arns[logical] = meta["KeyId"], meta["Arn"]
 
     def _SNS_Topic(self, logical: str, p: dict[str, Any]) -> None:
-        arn = self.c("sns").create_topic(Name=p.get("TopicName") or self._name(logical))["TopicArn"]
+        attributes = {k: str(p[k]) for k in ("DisplayName", "KmsMasterKeyId") if k in p}
+        arn = self.c("sns").create_topic(Name=p.get("TopicName") or self._name(logical),
+                                         Attributes=attributes)["TopicArn"]
         self.out.physical[logical] = self.out.arns[logical] = arn
+
+    def _SQS_Queue(self, logical: str, p: dict[str, Any]) -> None:
+        sqs = self.c("sqs")
+        attributes = {k: str(p[k]) for k in ("KmsMasterKeyId", "MessageRetentionPeriod", "VisibilityTimeout")
+                      if k in p}
+        url = sqs.create_queue(QueueName=p.get("QueueName") or self._name(logical), Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.out.physical[logical], self.out.arns[logical] = url, arn
+
+    def _Logs_LogGroup(self, logical: str, p: dict[str, Any]) -> None:
+        logs = self.c("logs")
+        name = p.get("LogGroupName") or f"/{self.out.stack_name}/{logical}"
+        logs.create_log_group(logGroupName=name, **({"kmsKeyId": p["KmsKeyId"]} if "KmsKeyId" in p else {}))
+        if "RetentionInDays" in p:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(p["RetentionInDays"]))
+        group = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]
+        self.out.physical[logical], self.out.arns[logical] = name, group["arn"]
+
+    def _CloudWatch_Alarm(self, logical: str, p: dict[str, Any]) -> None:
+        spec = {k: p[k] for k in ("AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic",
+                                  "ComparisonOperator", "TreatMissingData", "AlarmActions", "OKActions") if k in p}
+        name = p.get("AlarmName") or self._name(logical)
+        self.c("cloudwatch").put_metric_alarm(
+            AlarmName=name, Period=int(p["Period"]), EvaluationPeriods=int(p["EvaluationPeriods"]),
+            Threshold=float(p["Threshold"]), **spec)
+        self.out.physical[logical] = name
 
     def _SNS_Subscription(self, logical: str, p: dict[str, Any]) -> None:
         arn = self.c("sns").subscribe(TopicArn=p["TopicArn"], Protocol=p["Protocol"], Endpoint=p["Endpoint"])
@@ -258,13 +312,19 @@ class Deployer:
         name = p["FunctionName"]
         arn = next(a for lg, a in self.out.arns.items() if self.out.physical.get(lg) == name)
         spec: dict[str, Any] = {k: p[k] for k in ("BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts",
-                                  "FilterCriteria") if k in p}
+                                  "FilterCriteria", "DestinationConfig") if k in p}
         resp = self.c("lambda").create_event_source_mapping(
             EventSourceArn=p["EventSourceArn"], FunctionName=name, StartingPosition=p.get("StartingPosition", "LATEST"),
-            **{k: v for k, v in spec.items() if k != "FilterCriteria"})
+            **spec)
         streams.register(arn, name, spec)
         self.out.stream_mappings.append(arn)
         self.out.physical[logical] = resp["UUID"]
+
+    def _Lambda_EventInvokeConfig(self, logical: str, p: dict[str, Any]) -> None:
+        # Recorded only: the local SNS delivery invokes the function at once, inside the publish.
+        self.c("lambda").put_function_event_invoke_config(
+            FunctionName=p["FunctionName"], **{k: p[k] for k in ("MaximumRetryAttempts", "DestinationConfig") if k in p})
+        self.out.physical[logical] = logical
 
     def _StepFunctions_StateMachine(self, logical: str, p: dict[str, Any]) -> None:
         definition = p["DefinitionString"]

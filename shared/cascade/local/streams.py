@@ -33,6 +33,8 @@ class Mapping:
     stopped: threading.Event = field(default_factory=threading.Event)
     delivered: int = 0
     failed_batches: int = 0
+    function_arn: str = ""
+    on_failure: str = ""  # DestinationConfig.OnFailure: the SQS queue ARN that gets a dropped batch's metadata
 
 
 MAPPINGS: dict[str, Mapping] = {}  # function ARN → mapping
@@ -40,6 +42,7 @@ _lock = threading.Lock()
 # The local stack's waits are short: Lambda's batching window and retry backoff, scaled down.
 WINDOW_SCALE = 0.025
 BACKOFF_S = (0.05, 0.1, 0.2, 0.4, 0.8)
+RETAINED = 1000  # stream records moto keeps per table, for reading a failed batch back
 
 
 def matches(pattern: Any, value: Any) -> bool:
@@ -80,7 +83,9 @@ def register(function_arn: str, function_name: str, spec: dict[str, Any]) -> Non
     filters = [json.loads(f["Pattern"]) for f in (spec.get("FilterCriteria") or {}).get("Filters", [])]
     mapping = Mapping(function_name=function_name, batch_size=int(spec.get("BatchSize", 100)),
                       window_s=float(spec.get("MaximumBatchingWindowInSeconds", 0)) * WINDOW_SCALE or 0.02,
-                      max_attempts=int(spec.get("MaximumRetryAttempts", 10)) + 1, filters=filters)
+                      max_attempts=int(spec.get("MaximumRetryAttempts", 10)) + 1, filters=filters,
+                      function_arn=function_arn,
+                      on_failure=((spec.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination", ""))
     with _lock:
         MAPPINGS[function_arn] = mapping
     threading.Thread(target=_deliver, args=(mapping,), name=f"stream-{function_name}", daemon=True).start()
@@ -93,7 +98,7 @@ def _send(self: Any, function_arn: str, items: list[Any], source: str) -> str:
         return "ignored"
     from moto.core.utils import unix_time
 
-    for item in items:
+    for item in items[-1:]:  # moto hands over its shard after each write: the newest record is the new one
         record = item.to_json()
         dynamodb = dict(record["dynamodb"])
         created = dynamodb.get("ApproximateCreationDateTime")
@@ -104,7 +109,20 @@ def _send(self: Any, function_arn: str, items: list[Any], source: str) -> str:
                  "awsRegion": self.region_name, "dynamodb": dynamodb, "eventSourceARN": source}
         if wanted(mapping, event):
             mapping.pending.put(event)
-    return "queued"  # moto then forgets them, as a stream forgets records a mapping has read
+    _retain(self.account_id, self.region_name, source)
+    return ""  # moto keeps them: GetRecords reads a failed batch back, as from a stream (24 h on AWS)
+
+
+def _retain(account_id: str, region: str, stream_arn: str) -> None:
+    """Keep the last :data:`RETAINED` records of the table's stream (memory stays bounded); the
+    sequence numbers go on from where the dropped ones ended."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    shard = dynamodb_backends[account_id][region].get_table(stream_arn.split("/")[1]).stream_shard
+    extra = len(shard.items) - RETAINED if shard is not None else 0
+    if shard is not None and extra > 0:
+        del shard.items[:extra]
+        shard.starting_sequence_number += extra
 
 
 def _batch(mapping: Mapping) -> list[dict[str, Any]]:
@@ -145,11 +163,51 @@ def _deliver(mapping: Mapping) -> None:
                 mapping.failed_batches += 1
                 time.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
                 attempt += 1
-            if batch:
+            if batch and mapping.on_failure:
+                try:
+                    _to_failure_destination(mapping, batch, attempt)
+                except Exception:
+                    log.exception("%s: %d stream records dropped: the failure destination refused them",
+                                  mapping.function_name, len(batch))
+            elif batch:
                 log.warning("%s: %d stream records dropped after %d attempts", mapping.function_name, len(batch),
                             attempt)
         finally:
             mapping.busy = False
+
+
+def _to_failure_destination(mapping: Mapping, batch: list[dict[str, Any]], attempts: int) -> None:
+    """What Lambda sends to a stream mapping's on-failure queue: where the batch is in the stream
+    (shard, first and last sequence number), not the records themselves."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import boto3
+
+    first, last = batch[0], batch[-1]
+    region, stream_arn = first["awsRegion"], first["eventSourceARN"]
+    shards = boto3.client("dynamodbstreams", region_name=region).describe_stream(
+        StreamArn=stream_arn)["StreamDescription"]["Shards"]
+
+    def arrival(record: dict[str, Any]) -> str:
+        created = float(record["dynamodb"].get("ApproximateCreationDateTime") or time.time())
+        return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    body = {"version": "1.0", "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "requestContext": {"requestId": str(uuid.uuid4()), "functionArn": mapping.function_arn,
+                               "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "DDBStreamBatchInfo": {"shardId": shards[-1]["ShardId"] if shards else "",
+                                   "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
+                                   "endSequenceNumber": last["dynamodb"]["SequenceNumber"],
+                                   "approximateArrivalOfFirstRecord": arrival(first),
+                                   "approximateArrivalOfLastRecord": arrival(last),
+                                   "batchSize": len(batch), "streamArn": stream_arn}}
+    sqs = boto3.client("sqs", region_name=region)
+    url = sqs.get_queue_url(QueueName=mapping.on_failure.rsplit(":", 1)[-1])["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    log.warning("%s: %d stream records sent to the failure destination after %d attempts", mapping.function_name,
+                len(batch), attempts)
 
 
 def _invoke(lambdas: Any, mapping: Mapping, batch: list[dict[str, Any]]) -> int | None:

@@ -63,4 +63,28 @@ def translate(template: dict[str, Any], bucket: str, parameters: dict[str, Any] 
     return dict(transform(sam, parameters or {}, _NoManagedPolicies()))
 
 
-__all__ = ["ROOT", "TEMPLATE", "functions", "http_routes", "load", "translate"]
+def with_checkov_skips(sam: dict[str, Any], cfn: dict[str, Any]) -> dict[str, Any]:
+    """The translated template with each SAM resource's ``Metadata.checkov`` (its reasoned skips)
+    on the resources SAM generated from it, whose ids start with its own (``StepFunction`` →
+    ``StepFunctionRole``): the translator drops a SAM resource's Metadata."""
+    out = copy.deepcopy(cfn)
+    owners = sorted((name for name, res in sam["Resources"].items()
+                     if res["Type"].startswith("AWS::Serverless::") and "checkov" in res.get("Metadata", {})),
+                    key=len, reverse=True)
+    for name, res in out["Resources"].items():
+        owner = next((o for o in owners if name.startswith(o)), None)
+        if owner is not None and (owner == name or name not in sam["Resources"]):
+            res.setdefault("Metadata", {})["checkov"] = sam["Resources"][owner]["Metadata"]["checkov"]
+    return out
+
+
+if __name__ == "__main__":  # the translated template, for checkov (`make checkov`)
+    import os
+    import sys
+
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    sam = load()
+    json.dump(with_checkov_skips(sam, translate(sam, bucket="artifacts")), sys.stdout, indent=1)
+
+
+__all__ = ["ROOT", "TEMPLATE", "functions", "http_routes", "load", "translate", "with_checkov_skips"]
