@@ -175,6 +175,7 @@ class Adaptive(BaseModel):
 
 
 _EVENT_TYPE = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
+_INTENT = r"^[a-z][a-z0-9_]{0,31}$"
 
 
 class Scenario(BaseModel):
@@ -201,7 +202,18 @@ class Scenario(BaseModel):
     ttl: Annotated[int, BeforeValidator(parse_duration)] | None = Field(
         default=None, description="the cascade ends (`expired`) this long after it started, whatever its steps")
     test_mode: AllowList | None = None
-    success: list[str] = Field(min_length=1, description="read, clicked, replied, confirmed, event:<type>")
+    reply_intents: dict[Annotated[str, Field(pattern=_INTENT)], dict[
+        Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")],
+        list[Annotated[str, Field(min_length=1, max_length=50)]]]] = Field(
+        default_factory=dict, examples=[{"reschedule": {"ru": ["ПЕРЕНОС"], "en": ["RESCHEDULE", "2"]}}],
+        description="intent -> locale -> keywords: what a reply means (whole words, any case; digits only as "
+                    "the whole reply); success may name them as replied:<intent>")
+    success: list[str] = Field(min_length=1,
+                               description="read, clicked, replied, replied:<intent>, confirmed, event:<type>")
+    dedupe: Literal["running", "none"] = Field(
+        default="running", description="running: a trigger without idempotency_key that matches a running "
+                                       "cascade (same recipient and correlation value) joins it instead of "
+                                       "starting another; none: every trigger starts a cascade")
     steps: list[Step] = Field(min_length=1, max_length=20)
     adaptive: Adaptive | None = Field(
         default=None, description="start with the channel the recipient reacted on before; null: the static order")
@@ -239,15 +251,35 @@ class Scenario(BaseModel):
     def triggers(self) -> list[str]:
         return [self.trigger] if isinstance(self.trigger, str) else list(self.trigger)
 
+    @field_validator("reply_intents")
+    @classmethod
+    def _keywords(cls, value: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+        from cascade.intents import words
+
+        for name, by_locale in value.items():
+            if not by_locale or not any(by_locale.values()):
+                raise ValueError(f"intent {name!r} needs keywords in at least one locale")
+            for locale, keywords in by_locale.items():
+                bare = [k for k in keywords if not words(k)]
+                if bare:
+                    raise ValueError(f"intent {name!r} ({locale}): {bare[0]!r} has no letters or digits")
+        return value
+
     @field_validator("success")
     @classmethod
-    def _signals(cls, value: list[str]) -> list[str]:
+    def _signals(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        intents = info.data.get("reply_intents")
         for item in value:
             if item in SIGNALS:
                 continue
+            if item.startswith("replied:"):
+                if intents is not None and item[8:] not in intents:
+                    known = ", ".join(intents) or "none"
+                    raise ValueError(f"{item!r} names an intent that reply_intents does not define (defined: {known})")
+                continue
             if item.startswith("event:") and re.match(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", item[6:]):
                 continue
-            raise ValueError(f"{item!r} is not a success signal ({', '.join(SIGNALS)} or event:<type>)")
+            raise ValueError(f"{item!r} is not a success signal ({', '.join(SIGNALS)}, replied:<intent> or event:<type>)")
         return value
 
     @property
