@@ -53,10 +53,22 @@ def test_a_success_signal_must_name_a_defined_intent() -> None:
     assert Scenario.model_validate(scenario).reply_intents == INTENTS
 
 
-@pytest.mark.parametrize("intents", [{"Bad Name": {"en": ["X"]}}, {"x": {}}, {"x": {"en": ["!!"]}},
+@pytest.mark.parametrize("intents", [{"Bad Name": {"en": ["X"]}}, {"x": {}}, {"x": {"en": ["!!"]}}, {"x": {"en": [""]}},
                                      {"x": {"english": ["X"]}}])
 def test_broken_intents_are_refused(intents: dict) -> None:  # type: ignore[type-arg]
     scenario = copy.deepcopy(GOOD)
     scenario["reply_intents"] = intents
-    with pytest.raises(ValidationError, match="reply_intents"):
+    with pytest.raises(ValidationError, match="reply_intents") as caught:
+        Scenario.model_validate(scenario)
+    assert "^" not in caught.value.errors()[0]["msg"]  # a sentence, not a regular expression
+
+
+def test_an_unquoted_digit_in_yaml_is_a_keyword_and_an_unquoted_yes_is_refused() -> None:
+    import yaml
+
+    scenario = copy.deepcopy(GOOD)
+    scenario["reply_intents"] = yaml.safe_load("confirm: {en: [OK, 1]}")
+    assert Scenario.model_validate(scenario).reply_intents == {"confirm": {"en": ["OK", "1"]}}
+    scenario["reply_intents"] = yaml.safe_load("confirm: {en: [YES]}")
+    with pytest.raises(ValidationError, match="valid string"):
         Scenario.model_validate(scenario)

@@ -176,6 +176,7 @@ class Adaptive(BaseModel):
 
 _EVENT_TYPE = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
 _INTENT = r"^[a-z][a-z0-9_]{0,31}$"
+_LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 
 
 class Scenario(BaseModel):
@@ -202,9 +203,7 @@ class Scenario(BaseModel):
     ttl: Annotated[int, BeforeValidator(parse_duration)] | None = Field(
         default=None, description="the cascade ends (`expired`) this long after it started, whatever its steps")
     test_mode: AllowList | None = None
-    reply_intents: dict[Annotated[str, Field(pattern=_INTENT)], dict[
-        Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")],
-        list[Annotated[str, Field(min_length=1, max_length=50)]]]] = Field(
+    reply_intents: dict[str, dict[str, list[str]]] = Field(
         default_factory=dict, examples=[{"reschedule": {"ru": ["ПЕРЕНОС"], "en": ["RESCHEDULE", "2"]}}],
         description="intent -> locale -> keywords: what a reply means (whole words, any case; digits only as "
                     "the whole reply); success may name them as replied:<intent>")
@@ -251,18 +250,41 @@ class Scenario(BaseModel):
     def triggers(self) -> list[str]:
         return [self.trigger] if isinstance(self.trigger, str) else list(self.trigger)
 
+    @field_validator("reply_intents", mode="before")
+    @classmethod
+    def _digits_as_text(cls, value: Any) -> Any:
+        # YAML reads [ДА, 1] as a string and a number: a key to press is a keyword all the same
+        # (a YAML YES is a boolean and stays refused: quote it).
+        def text(keyword: Any) -> Any:
+            return str(keyword) if isinstance(keyword, int) and not isinstance(keyword, bool) else keyword
+
+        if not isinstance(value, dict):
+            return value
+        fixed: dict[Any, Any] = {}
+        for name, by_locale in value.items():
+            if isinstance(by_locale, dict):
+                by_locale = {loc: [text(k) for k in kws] if isinstance(kws, list) else kws
+                             for loc, kws in by_locale.items()}
+            fixed[name] = by_locale
+        return fixed
+
     @field_validator("reply_intents")
     @classmethod
     def _keywords(cls, value: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
         from cascade.intents import words
 
         for name, by_locale in value.items():
+            if not re.match(_INTENT, name):
+                raise ValueError(f"intent {name!r} must be a lowercase name of letters, digits and _ (up to 32)")
             if not by_locale or not any(by_locale.values()):
                 raise ValueError(f"intent {name!r} needs keywords in at least one locale")
             for locale, keywords in by_locale.items():
-                bare = [k for k in keywords if not words(k)]
+                if not re.match(_LOCALE, locale):
+                    raise ValueError(f"intent {name!r}: {locale!r} is not a locale like 'ru' or 'en-GB'")
+                bare = [k for k in keywords if not words(k) or len(k) > 50]
                 if bare:
-                    raise ValueError(f"intent {name!r} ({locale}): {bare[0]!r} has no letters or digits")
+                    raise ValueError(f"intent {name!r} ({locale}): keyword {bare[0][:60]!r} needs a letter or "
+                                     "digit and at most 50 characters")
         return value
 
     @field_validator("success")
