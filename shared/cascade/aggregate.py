@@ -21,8 +21,9 @@ a touch ``skipped``             ``…#suppressed`` (a policy held the customer b
 a signal that moved its step    the stages it passed, ``…#delivered`` and ``…#read`` (a
                                 ``read`` without a ``delivered`` receipt was delivered too),
                                 and its own reaction, one of ``…#clicked``, ``…#replied``,
-                                ``…#confirmed`` (none implies another); a reaction (read, clicked, replied, confirmed) also counts
-                                the cascade ``reached`` once, even after it ended, and the
+                                ``…#confirmed`` (none implies another); a reaction (read,
+                                clicked, replied, confirmed) also counts the cascade
+                                ``reached`` once, even after it ended, and the
                                 recipient's ``R#<id>`` / ``REACTS`` per channel
 a touch ``sent``, a reaction    the contact's ``sends`` since its last reaction
                                 (``R#<id>`` / ``CONTACT#<channel>``, :mod:`cascade.contacts`):
