@@ -127,8 +127,14 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
     if cascade["dedupe_key"]:
         holder = _create_or_join(cascade, open_index, store)
         if holder is not None:  # a retried webhook: the running cascade already has it in hand
-            logger.info("duplicate trigger", cascade_id=holder)
-            return {"cascade_id": holder, "scenario": scenario.id, "status": "running", "duplicate": True}
+            # As for a repeated idempotency_key: if the first request died between its write and
+            # the start, this completes it (the execution is named by the cascade id: one start).
+            held = Scenario.model_validate_json(holder["scenario_json"], context={"stored": True})
+            aws.start_execution(cfg.state_machine_arn, holder["cascade_id"],
+                                workflow_input(holder["cascade_id"], held, cfg.time_scale))
+            logger.info("duplicate trigger", cascade_id=holder["cascade_id"])
+            return {"cascade_id": holder["cascade_id"], "scenario": scenario.id, "status": "running",
+                    "duplicate": True}
         created = True
     else:
         created = store.create(cascade, open_index)
@@ -163,17 +169,19 @@ def _dedupe_key(event: EventIn, scenario: Scenario, correlation_value: str) -> s
     return "DEDUPE#" + hashed(json.dumps([scenario.id, event.recipient.id, correlation_value], ensure_ascii=False))
 
 
-def _create_or_join(cascade: dict[str, Any], open_index: dict[str, Any], store: CascadeStore) -> str | None:
+def _create_or_join(cascade: dict[str, Any], open_index: dict[str, Any],
+                    store: CascadeStore) -> dict[str, Any] | None:
     """Create the cascade unless a running one holds its dedupe key (a conditional write, so of
-    concurrent identical triggers exactly one creates). None if created, else the running one's id.
+    concurrent identical triggers exactly one creates). None if created, else the running one.
     A key left by a cascade that ended without releasing it (marked failed) is taken over."""
     stale = None
     for _ in range(5):
         if store.create(cascade, open_index, stale_holder=stale):
             return None
         holder = store.dedupe_holder(cascade["dedupe_key"])
-        if holder is not None and (store.get(holder) or {}).get("status") == "running":
-            return holder
+        running = store.get(holder) if holder is not None else None
+        if running is not None and running["status"] == "running":
+            return running
         stale = holder  # released meanwhile (None), or held by a cascade that is over
     raise Conflict("a cascade for this trigger is starting or ending right now; retry")
 
