@@ -18,11 +18,12 @@ a touch ``failed`` / a          ``…#failed``
 ``failed`` signal
 a touch ``skipped``             ``…#suppressed`` (a policy held the customer back: test mode,
                                 no consent, opt-out, frequency cap) or ``…#skipped``
-a signal that moved its step    every funnel stage it passed: ``…#delivered``, ``…#read``,
-                                ``…#clicked``, ``…#replied`` (a ``read`` without a
-                                ``delivered`` receipt was delivered too); ``…#confirmed``;
-                                a reaction (read, clicked, replied, confirmed) also counts
-                                the cascade ``reached`` once, even after it ended, and the
+a signal that moved its step    the stages it passed, ``…#delivered`` and ``…#read`` (a
+                                ``read`` without a ``delivered`` receipt was delivered too),
+                                and its own reaction, one of ``…#clicked``, ``…#replied``,
+                                ``…#confirmed`` (none implies another); a reaction (read,
+                                clicked, replied, confirmed) also counts the cascade
+                                ``reached`` once, even after it ended, and the
                                 recipient's ``R#<id>`` / ``REACTS`` per channel
 a touch ``sent``, a reaction    the contact's ``sends`` since its last reaction
                                 (``R#<id>`` / ``CONTACT#<channel>``, :mod:`cascade.contacts`):
@@ -49,9 +50,14 @@ from cascade.observability import logger
 from cascade.policy import parse_time
 from cascade.store import STEP_RANK, CascadeStore, default_store, stream_image
 
-FUNNEL = ("delivered", "read", "clicked", "replied")
+# The funnel: delivered ⊇ read ⊇ each of clicked, replied and confirmed. A reaction passes
+# delivered and read (a read without a delivery receipt was delivered too), but none of the
+# reactions implies another: a pressed 1 is no click, an SMS reply is no click.
+PASSED = ("delivered", "read")
+ANSWERS = ("clicked", "replied", "confirmed")
+FUNNEL = (*PASSED, *ANSWERS)
 SIGNAL_STATUS = {"delivered": "delivered", "read": "read", "clicked": "clicked", "replied": "replied",
-                 "confirmed": "replied"}
+                 "confirmed": "confirmed"}
 REACTIONS = frozenset({"read", "clicked", "replied", "confirmed"})
 # Skipped by a policy that protects the customer (reports call these suppressed).
 SUPPRESSED = frozenset({"test_mode", "no_consent", "opted_out", "frequency_cap"})
@@ -155,9 +161,9 @@ def _touch(key: str, t: dict[str, Any]) -> list[Change]:
         elif status in SIGNAL_STATUS:
             before = STEP_RANK.get(str(t.get("from")), STEP_RANK["sent"])
             after = STEP_RANK[SIGNAL_STATUS[status]]
-            counts = {prefix + stage: 1 for stage in FUNNEL if before < STEP_RANK[stage] <= after}
-            if status == "confirmed":
-                counts[prefix + "confirmed"] = 1
+            counts = {prefix + stage: 1 for stage in PASSED if before < STEP_RANK[stage] <= after}
+            if status in ANSWERS:  # a step's status only rises, so each reaction counts once per step
+                counts[prefix + status] = 1
         if status in REACTIONS:
             found.append(_reached(str(t["cascade_id"]), str(t["scenario"]), str(t["day"]), t))
     if not counts and not found:

@@ -43,7 +43,7 @@ STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "стоп", "отпи�
 START_WORDS = frozenset({"start", "unstop", "старт"})
 TEXT_CHANNELS = ("sms", "whatsapp", "viber", "telegram")
 # Steps whose message the workflow is still waiting on.
-WAITING = ("sent", "delivered", "read", "clicked", "replied")
+WAITING = ("sent", "delivered", "read", "clicked", "replied", "confirmed")
 TEXT_CHARS = 500
 
 

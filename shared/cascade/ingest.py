@@ -11,7 +11,7 @@ from cascade import adaptive, aws, secret_data, signals
 from cascade.errors import Conflict, FieldError, ValidationFailed
 from cascade.models import EventIn
 from cascade.observability import logger
-from cascade.planning import body_hash, new_cascade_id, workflow_input
+from cascade.planning import body_hash, hashed, new_cascade_id, workflow_input
 from cascade.rendering import LINK_FIELD, link_problem
 from cascade.scenario_store import Catalog, Versioned, catalog
 from cascade.scenarios import CONTACT_FIELD, Scenario
@@ -114,6 +114,7 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         "api_base": api_base,
         "body_hash": fingerprint,
         "idempotency_key": event.idempotency_key,
+        "dedupe_key": _dedupe_key(event, scenario, correlation_value),
         "steps": [{"index": i, "channel": s.channel, "status": "pending"} for i, s in enumerate(scenario.steps)],
         # Reports and the dashboard's live list find cascades by scenario and start day.
         "recipient_id": event.recipient.id,
@@ -123,7 +124,20 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
     }
     open_index = {"cascade_id": cascade_id, "scenario_id": scenario.id, "correlation_key": scenario.correlation,
                   "correlation_value": correlation_value, "stop_events": scenario.stop_events, "created_at": now}
-    created = store.create(cascade, open_index)
+    if cascade["dedupe_key"]:
+        holder = _create_or_join(cascade, open_index, store)
+        if holder is not None:  # a retried webhook: the running cascade already has it in hand
+            # As for a repeated idempotency_key: if the first request died between its write and
+            # the start, this completes it (the execution is named by the cascade id: one start).
+            held = Scenario.model_validate_json(holder["scenario_json"], context={"stored": True})
+            aws.start_execution(cfg.state_machine_arn, holder["cascade_id"],
+                                workflow_input(holder["cascade_id"], held, cfg.time_scale))
+            logger.info("duplicate trigger", cascade_id=holder["cascade_id"])
+            return {"cascade_id": holder["cascade_id"], "scenario": scenario.id, "status": "running",
+                    "duplicate": True}
+        created = True
+    else:
+        created = store.create(cascade, open_index)
     status = "running"
     if not created:
         existing = store.get(cascade_id)
@@ -140,11 +154,36 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         aws.start_execution(cfg.state_machine_arn, cascade_id, workflow_input(cascade_id, scenario, cfg.time_scale))
     except Exception:
         if created:
-            store.discard(cascade_id, event.recipient.id)
+            store.discard(cascade_id, event.recipient.id, cascade["dedupe_key"])
         raise
     if created:
         logger.info("cascade started", cascade_id=cascade_id, scenario=scenario.id, steps=len(scenario.steps))
     return {"cascade_id": cascade_id, "scenario": scenario.id, "status": status}
+
+
+def _dedupe_key(event: EventIn, scenario: Scenario, correlation_value: str) -> str | None:
+    """One running cascade per scenario, recipient and correlation value (``dedupe: running``); an
+    event with an idempotency_key is deduplicated by that key instead."""
+    if event.idempotency_key is not None or scenario.dedupe != "running":
+        return None
+    return "DEDUPE#" + hashed(json.dumps([scenario.id, event.recipient.id, correlation_value], ensure_ascii=False))
+
+
+def _create_or_join(cascade: dict[str, Any], open_index: dict[str, Any],
+                    store: CascadeStore) -> dict[str, Any] | None:
+    """Create the cascade unless a running one holds its dedupe key (a conditional write, so of
+    concurrent identical triggers exactly one creates). None if created, else the running one.
+    A key left by a cascade that ended without releasing it (marked failed) is taken over."""
+    stale = None
+    for _ in range(5):
+        if store.create(cascade, open_index, stale_holder=stale):
+            return None
+        holder = store.dedupe_holder(cascade["dedupe_key"])
+        running = store.get(holder) if holder is not None else None
+        if running is not None and running["status"] == "running":
+            return running
+        stale = holder  # released meanwhile (None), or held by a cascade that is over
+    raise Conflict("a cascade for this trigger is starting or ending right now; retry")
 
 
 def stop_matching(event: EventIn, store: CascadeStore) -> list[str]:

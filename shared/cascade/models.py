@@ -9,7 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CascadeStatus = Literal["running", "succeeded", "exhausted", "expired", "cancelled", "failed"]
-StepStatus = Literal["pending", "deferred", "sent", "delivered", "read", "clicked", "replied", "failed", "skipped"]
+StepStatus = Literal["pending", "deferred", "sent", "delivered", "read", "clicked", "replied", "confirmed", "failed",
+                     "skipped"]
 Purpose = Literal["transactional", "marketing"]
 
 # Checked by validators that say what is wrong in words (the patterns stay in /openapi.json).
@@ -149,6 +150,8 @@ class CascadeStarted(BaseModel):
     cascade_id: str
     scenario: str
     status: CascadeStatus
+    duplicate: bool | None = Field(default=None, description="true: the trigger matched a running cascade of the "
+                                                             "scenario (dedupe: running); nothing new was started")
 
 
 class CascadesStopped(BaseModel):
@@ -163,6 +166,9 @@ class StepView(BaseModel):
     sent_at: str | None = None
     reason: str | None = None
     reply: str | None = Field(default=None, description="the customer's reply or pressed key, if any")
+    intent: str | None = Field(default=None, description="what the reply means, by the scenario's reply_intents "
+                                                         "(confirm for a pressed 1 or a Confirm button); none "
+                                                         "when it matched no intent")
     not_before: str | None = Field(default=None, description="a deferred step goes out no earlier than this")
 
 
@@ -197,6 +203,7 @@ class Touch(BaseModel):
     status: str
     provider_message_id: str | None = None
     text: str | None = Field(default=None, description="what the customer replied (replies and key presses)")
+    intent: str | None = Field(default=None, description="the reply's intent, if it matched one")
     summary: str | None = Field(default=None, description="the start of the message sent (none for OTP scenarios)")
     provider: str | None = None
     parts: int | None = Field(default=None, description="SMS parts (1 for other channels)")

@@ -247,7 +247,7 @@ def _sent(pk: str, sk: str, touch: dict[str, Any]) -> dict[str, Any]:
 def _signal(pk: str, sk: str, touch: dict[str, Any]) -> dict[str, Any]:
     event = _touch_base("signal", pk, sk, touch)
     event.update({"previous_status": touch.get("from"), "moved": touch.get("moved"),
-                  "reply": redact(touch.get("text"))})
+                  "reply": redact(touch.get("text")), "intent": touch.get("intent")})
     return _compact(event)
 
 

@@ -7,7 +7,8 @@ on those days (UTC; default: the last 30 days), with everything that happened to
 - ``steps``: one row per step and channel (a step sent on an alternative channel has a row of its
   own): sent, delivered, read, clicked, replied, confirmed, failed, skipped, suppressed, the
   successes attributed to it (the cascade's success came from its message) and what it cost.
-  The funnel is cumulative: a message read counts as delivered too.
+  The funnel is cumulative only where it is true: delivered ⊇ read ⊇ each of clicked, replied and
+  confirmed (a reaction was read and delivered; a pressed 1 is no click and no reply).
 - ``totals``: cascades; ``reached`` (the customer reacted to something: read, clicked, replied,
   confirmed, or the cascade succeeded) and ``reach`` (its share); ``successes`` (cascades that
   ended succeeded); cost; cost per success; median time to success (cascade time, from a

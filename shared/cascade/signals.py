@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cascade import aws, consent, contacts, facts
+from cascade import aws, consent, contacts, facts, intents
 from cascade.channels.base import Signal
 from cascade.errors import Conflict, FieldError, NotFound
 from cascade.observability import logger
 from cascade.planning import hashed
 from cascade.store import STEP_RANK, CascadeStore, default_store, now_iso
 
-# A signal's effect on the step's status ("confirmed" shows as a reply on the step).
+# A signal's effect on the step's status: each says what it is (a pressed 1 is no reply).
 STEP_STATUS = {"delivered": "delivered", "read": "read", "clicked": "clicked", "replied": "replied",
-               "confirmed": "replied"}
+               "confirmed": "confirmed"}
+ANSWERS = ("replied", "confirmed")  # the customer answered: the step keeps the reply and its intent
 
 
 def stop(cascade_id: str, status: str, reason: str | None, store: CascadeStore | None = None,
@@ -71,29 +72,65 @@ def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
     cascade = store.get(cascade_id)
     if cascade is None:
         return
-    channel_name = cascade["steps"][index]["channel"]
-    if json.loads(cascade["scenario_json"]).get("secret_data"):
+    step = cascade["steps"][index]
+    channel_name = step["channel"]
+    scenario = json.loads(cascade["scenario_json"])
+    if scenario.get("secret_data"):
         text = None  # a customer may type the code back: such a scenario keeps no replies
+    intent = answer_intent(signal, text, scenario, cascade["recipient"].get("locale"))
     if signal == "failed":
         moved = store.set_step(cascade_id, index, status="failed", reason="provider_reported",
                                only_from=("sent", "delivered"))
     else:
         new = STEP_STATUS[signal]
         lower = tuple(s for s, rank in STEP_RANK.items() if rank < STEP_RANK[new] and s not in ("pending",))
-        reply = text[:REPLY_CHARS] if text and signal in ("replied", "confirmed") else None
-        moved = store.set_step(cascade_id, index, status=new, only_from=lower, reply=reply)
+        reply = text[:REPLY_CHARS] if text and signal in ANSWERS else None
+        moved = store.set_step(cascade_id, index, status=new, only_from=lower, reply=reply, intent=intent)
+        if not moved and signal in ANSWERS and step["status"] in ANSWERS and (intent or not step.get("intent")):
+            # A later answer on an answered step: the step shows it (an answer with an intent is
+            # not overwritten by one without); the funnel counted the step once already.
+            store.set_step(cascade_id, index, status=step["status"], only_from=(step["status"],), reply=reply,
+                           intent=intent)
     store.put_touch(cascade["recipient"]["id"], facts.touch(
         cascade, index, channel_name, "signal", signal, at=now_iso(), provider_message_id=provider_message_id,
-        text=text[:REPLY_CHARS] if text else None, moved=moved, **{"from": cascade["steps"][index]["status"]}))
-    logger.info("signal", cascade_id=cascade_id, step=index, channel=channel_name, signal=signal, moved=moved)
+        text=text[:REPLY_CHARS] if text else None, intent=intent, moved=moved, **{"from": step["status"]}))
+    logger.info("signal", cascade_id=cascade_id, step=index, channel=channel_name, signal=signal, intent=intent,
+                moved=moved)
     if cascade["status"] != "running":
         return
-    success = json.loads(cascade["scenario_json"])["success"]
-    if signal in success:
-        stop(cascade_id, "succeeded", signal, store, step=index)
+    won = success_of(scenario["success"], signal, intent)
+    if won is not None:
+        stop(cascade_id, "succeeded", won, store, step=index)
     elif signal == "failed" and cascade.get("current_step") == index and cascade.get("task_token"):
         # The provider gave up on the message we are waiting on: no point waiting out the timer.
         aws.escalate(cascade["task_token"], "provider_reported_failure")
+
+
+def answer_intent(signal: str, text: str | None, scenario: dict[str, Any], locale: str | None) -> str | None:
+    """What an answer means: a confirmation is ``confirm``; a reply (or a pressed key other than
+    1) has the scenario's intent whose keywords it carries, if any."""
+    if signal == "confirmed":
+        return intents.CONFIRM
+    if signal != "replied" or not text:
+        return None
+    known = scenario.get("reply_intents") or {}
+    if not known:
+        return None
+    # The locale the cascade wrote in (as planning.pick_locale chose it).
+    available = scenario["steps"][0]["template"]
+    chosen = next((c for c in (locale, (locale or "").split("-")[0], scenario.get("default_locale"), "en")
+                   if c and c in available), "en")
+    return intents.match(text, known, chosen)
+
+
+def success_of(success: list[str], signal: str, intent: str | None) -> str | None:
+    """The success signal this signal is (``replied:<intent>`` for an answer with that intent),
+    or None: a reply with no intent does not end a cascade that waits for one."""
+    if signal in success:
+        return signal
+    if signal in ANSWERS and intent is not None and f"replied:{intent}" in success:
+        return f"replied:{intent}"
+    return None
 
 
 def report(signal: str, cascade_id: str | None, provider_message_id: str | None,
@@ -130,4 +167,4 @@ def click(token: str, store: CascadeStore | None = None) -> str | None:
     return str(link["url"])
 
 
-__all__ = ["apply", "click", "locate", "receive", "report", "stop"]
+__all__ = ["answer_intent", "apply", "click", "locate", "receive", "report", "stop", "success_of"]

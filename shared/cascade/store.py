@@ -5,6 +5,7 @@ item                                   key
 =====================================  ==============================================
 cascade (state, steps, task token)     ``C#<cascade_id>`` / ``C``
 open cascade of a recipient            ``R#<recipient_id>`` / ``OPEN#<cascade_id>``
+running cascade of a trigger (dedupe)  ``DEDUPE#<hash of scenario, recipient, correlation value>`` / ``D``
 touch (sent message or signal)         ``R#<recipient_id>`` / ``T#<at>#<cascade_id>#<step>#<n>``
 provider message → cascade step        ``M#<provider_message_id>`` / ``M`` (the item names its channel)
 tracked link                           ``L#<token>`` / ``L``
@@ -48,7 +49,8 @@ _ser = TypeSerializer()
 _de = TypeDeserializer()
 
 # A signal may only move a step forward along this order.
-STEP_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "clicked": 5, "replied": 6}
+STEP_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "clicked": 5, "replied": 6,
+             "confirmed": 7}
 KEEP_SECONDS = 180 * 24 * 3600
 MARKER_SECONDS = 3 * 24 * 3600  # "counted" markers outlive the stream's 24 h of records
 
@@ -102,18 +104,23 @@ class CascadeStore:
 
     # -- cascades -----------------------------------------------------------------------------
 
-    def create(self, cascade: dict[str, Any], open_index: dict[str, Any]) -> bool:
-        """Write a new cascade and its open-index entry together. False if the id exists."""
+    def create(self, cascade: dict[str, Any], open_index: dict[str, Any], stale_holder: str | None = None) -> bool:
+        """Write a new cascade and its open-index entry together. False if the id exists, or if the
+        cascade's ``dedupe_key`` is held by another cascade (other than ``stale_holder``, an ended one)."""
         cid, rid = cascade["cascade_id"], cascade["recipient"]["id"]
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": _dump({"pk": f"C#{cid}", "sk": "C", **cascade}),
+                     "ConditionExpression": "attribute_not_exists(pk)"}},
+            {"Put": {"TableName": self.table, "Item": _dump({"pk": f"R#{rid}", "sk": f"OPEN#{cid}", **open_index})}},
+        ]
+        if cascade.get("dedupe_key"):
+            free = "attribute_not_exists(pk)" + (" OR cascade_id = :stale" if stale_holder else "")
+            items.append({"Put": {"TableName": self.table, "ConditionExpression": free,
+                                  "Item": _dump({"pk": cascade["dedupe_key"], "sk": "D", "cascade_id": cid}),
+                                  **({"ExpressionAttributeValues": _dump({":stale": stale_holder})}
+                                     if stale_holder else {})}})
         try:
-            self.db.transact_write_items(
-                TransactItems=[
-                    {"Put": {"TableName": self.table, "Item": _dump({"pk": f"C#{cid}", "sk": "C", **cascade}),
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Put": {"TableName": self.table,
-                             "Item": _dump({"pk": f"R#{rid}", "sk": f"OPEN#{cid}", **open_index})}},
-                ]
-            )
+            self.db.transact_write_items(TransactItems=items)
         except ClientError as exc:
             if _failed_condition(exc):
                 return False
@@ -125,12 +132,31 @@ class CascadeStore:
                                 ConsistentRead=True)
         return _load(resp.get("Item"))
 
-    def discard(self, cascade_id: str, recipient_id: str) -> None:
+    def discard(self, cascade_id: str, recipient_id: str, dedupe_key: str | None = None) -> None:
         """Undo :meth:`create` when the workflow could not be started."""
         self.db.transact_write_items(TransactItems=[
             {"Delete": {"TableName": self.table, "Key": _dump({"pk": f"C#{cascade_id}", "sk": "C"})}},
             {"Delete": {"TableName": self.table, "Key": _dump({"pk": f"R#{recipient_id}", "sk": f"OPEN#{cascade_id}"})}},
         ])
+        self.release_dedupe(dedupe_key, cascade_id)
+
+    def dedupe_holder(self, dedupe_key: str) -> str | None:
+        """The cascade that holds a dedupe key (the running cascade of that trigger), if any."""
+        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": dedupe_key, "sk": "D"}), ConsistentRead=True)
+        item = _load(resp.get("Item"))
+        return str(item["cascade_id"]) if item else None
+
+    def release_dedupe(self, dedupe_key: str | None, cascade_id: str) -> None:
+        """Free a dedupe key when its cascade ends (only if that cascade still holds it)."""
+        if not dedupe_key:
+            return
+        try:
+            self.db.delete_item(TableName=self.table, Key=_dump({"pk": dedupe_key, "sk": "D"}),
+                                ConditionExpression="cascade_id = :cid",
+                                ExpressionAttributeValues=_dump({":cid": cascade_id}))
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
 
     def claim_step(self, cascade_id: str, index: int, token: str, now: str,
                    channel: str) -> Literal["claimed", "stopped"]:
@@ -215,6 +241,7 @@ class CascadeStore:
         if old:
             self.db.delete_item(TableName=self.table,
                                 Key=_dump({"pk": f"R#{old['recipient']['id']}", "sk": f"OPEN#{cascade_id}"}))
+            self.release_dedupe(old.get("dedupe_key"), cascade_id)
         return old
 
     def open_cascades(self, recipient_id: str) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ def cascade_view(cascade_id: str, store: CascadeStore | None = None) -> CascadeV
         StepView(index=s["index"], channel=s["channel"],
                  status="pending" if s["status"] == "sending" else s["status"],
                  provider_message_id=s.get("provider_message_id"), sent_at=s.get("sent_at"), reason=s.get("reason"),
-                 reply=s.get("reply"), not_before=s.get("not_before"))
+                 reply=s.get("reply"), intent=s.get("intent"), not_before=s.get("not_before"))
         for s in item["steps"]
     ]
     return CascadeView(cascade_id=item["cascade_id"], scenario=item["scenario_id"],

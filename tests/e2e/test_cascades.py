@@ -134,7 +134,8 @@ def test_a_step_without_a_contact_is_skipped_at_once(api: Api) -> None:
     view = api.cascade(cascade_id)
     assert view["steps"][1] | {"sent_at": None} == {"index": 1, "channel": "telegram", "status": "skipped",
                                                     "provider_message_id": None, "sent_at": None,
-                                                    "reason": "no_contact", "reply": None, "not_before": None}
+                                                    "reason": "no_contact", "reply": None, "intent": None,
+                                                    "not_before": None}
     api.http.post(f"/v1/cascades/{cascade_id}/cancel")
 
 

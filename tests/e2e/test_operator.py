@@ -83,7 +83,7 @@ def test_a_vip_cascade_reaches_the_desk_with_the_full_context_and_a_confirmed_ca
     assert resp.status_code == 200, resp.text
     view = api.cascade(cascade_id)
     assert (view["status"], view["stop_reason"]) == ("succeeded", "confirmed")
-    assert view["steps"][3]["status"] == "replied"  # a confirmation shows as the customer's answer
+    assert view["steps"][3]["status"] == "confirmed"  # the desk confirmed: not a mere reply
     assert view["steps"][3]["reply"] == "Delivery moved to tomorrow 10:00-12:00"  # the operator's note
 
 

@@ -133,8 +133,8 @@ def test_a_reply_to_the_confirmation_ends_the_appointment_cascade(api: Api) -> N
     confirmation = wait_for("the confirmation", lambda: api.outbox(cascade_id))[0]
     api.simulate(confirmation["provider_message_id"], "replied", text="RESCHEDULE")
     view = wait_for("the stop", lambda: finished(api, cascade_id))
-    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")
-    assert view["steps"][0]["reply"] == "RESCHEDULE"
+    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied:reschedule")
+    assert (view["steps"][0]["reply"], view["steps"][0]["intent"]) == ("RESCHEDULE", "reschedule")
 
 
 # -- return ---------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_the_call_speaks_the_recipients_language_and_pressing_1_confirms(api: Ap
     assert api.simulate(call["provider_message_id"], "confirmed").status_code == 200
     view = wait_for("the stop", lambda: _finished(api, cascade_id))
     assert (view["status"], view["stop_reason"]) == ("succeeded", "confirmed")
-    assert view["steps"][3]["status"] == "replied"
+    assert (view["steps"][3]["status"], view["steps"][3]["reply"], view["steps"][3]["intent"]) == ("confirmed", "1", "confirm")
     assert placed["pressed"] == ["1"] and placed["heard"] == ["Спасибо, ваш ответ получен. До свидания."]
     assert placed["callbacks"][-1] == "completed"
 
@@ -161,7 +161,7 @@ def test_the_four_step_abandoned_cart_ends_with_a_confirmed_robot_call(api: Api)
     assert api.simulate(call["provider_message_id"], "confirmed").status_code == 200
     view = wait_for("the stop", lambda: _finished(api, cascade_id))
     assert (view["status"], view["stop_reason"]) == ("succeeded", "confirmed")
-    assert [s["status"] for s in view["steps"]] == ["sent", "sent", "sent", "replied"]
+    assert [s["status"] for s in view["steps"]] == ["sent", "sent", "sent", "confirmed"]
     sent = api.outbox(cascade_id)
     assert [m["channel"] for m in sent] == ["email", "telegram", "sms", "voice"]
     # Each step waited out the one before: 24 h, 6 h, then 2 h.

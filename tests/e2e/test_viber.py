@@ -97,16 +97,17 @@ def test_the_reminder_reaches_the_subscriber_with_a_confirm_button(api: Api, sta
     _cancel(api, cascade_id)
 
 
-@pytest.mark.parametrize(("signal", "extra", "step_status"), [
-    ("read", {}, "read"), ("confirmed", {}, "replied"), ("replied", {"text": "ПЕРЕНОС"}, "replied")])
+@pytest.mark.parametrize(("signal", "extra", "step_status", "reason"), [
+    ("read", {}, "read", "read"), ("confirmed", {}, "confirmed", "confirmed"),
+    ("replied", {"text": "ПЕРЕНОС"}, "replied", "replied:reschedule")])
 def test_seen_a_confirm_press_or_a_reply_stops_the_reminder_and_nothing_goes_out_after(
-        api: Api, stack: Any, signal: str, extra: dict[str, Any], step_status: str) -> None:
+        api: Api, stack: Any, signal: str, extra: dict[str, Any], step_status: str, reason: str) -> None:
     cascade_id = api.start(_visit(_subscriber(stack)))
     msg = _sent(api, cascade_id, "viber")
     resp = api.simulate(msg["provider_message_id"], signal, **extra)
     assert resp.status_code == 200, resp.text
     view = wait_for("the cascade to stop", lambda: (v := api.cascade(cascade_id))["status"] != "running" and v)
-    assert (view["status"], view["stop_reason"]) == ("succeeded", signal)
+    assert (view["status"], view["stop_reason"]) == ("succeeded", reason)
     assert view["steps"][0]["status"] == step_status
     time.sleep(VIBER_WAIT_HOURS * 3600 / TIME_SCALE + 1.5)  # past Viber's timer: the email would be due by now
     assert [m["channel"] for m in api.outbox(cascade_id)] == ["viber"]
@@ -212,7 +213,7 @@ def test_a_silent_patient_is_reminded_on_viber_then_email_a_call_and_sms_and_a_r
     assert "нажмите 1" in sent[2]["text"] and "ПЕРЕНОС" in sms["text"]
     assert api.simulate(sms["provider_message_id"], "replied", text="ПЕРЕНОС").status_code == 200
     view = wait_for("the cascade to stop", lambda: (v := api.cascade(cascade_id))["status"] != "running" and v)
-    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")
+    assert (view["status"], view["stop_reason"]) == ("succeeded", "replied:reschedule")
 
 
 def _viber_user_reached(api: Api, rid: str) -> str:

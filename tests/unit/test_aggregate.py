@@ -168,3 +168,25 @@ def test_time_to_success_is_cascade_time_and_the_median_is_within_a_bucket() -> 
                      "created_at": {"S": f"{DAY}T10:00:00Z"}, "finished_at": {"S": f"{DAY}T10:01:00Z"},
                      "steps": {"L": []}}}}, record_scale)
     assert changes[0].counts["tts_sum_s"] == 3600
+
+
+def test_a_confirmed_call_is_no_click_and_an_sms_reply_no_click_either(table: tuple[CascadeStore, str]) -> None:
+    """The funnel is cumulative only where it is true: delivered ⊇ read ⊇ each of clicked, replied
+    and confirmed. Pressing 1 on a call is confirmed (and read, delivered); an SMS reply is
+    replied (and read, delivered); neither is a click, and neither is the other."""
+    store, stream = table
+    call = _cascade(store, "c1", "r1")
+    _sent(store, call, 1, "voice", 100, f"{DAY}T10:00:01Z")
+    _signal(store, call, 1, "voice", "confirmed", "sent", True, f"{DAY}T10:01:00Z")
+    sms = _cascade(store, "c2", "r2")
+    _sent(store, sms, 1, "sms", 100, f"{DAY}T10:00:01Z")
+    _signal(store, sms, 1, "sms", "replied", "sent", True, f"{DAY}T10:01:00Z")
+    _signal(store, sms, 1, "sms", "replied", "replied", False, f"{DAY}T10:02:00Z")  # a second reply: counted once
+    aggregate.handle({"Records": _records(stream)}, store, time_scale=1.0)
+    rows = {s["channel"]: s for s in _report(store)["steps"]}
+    stages = ("delivered", "read", "clicked", "replied", "confirmed")
+    assert {k: rows["voice"][k] for k in stages} == {"delivered": 1, "read": 1, "clicked": 0, "replied": 0,
+                                                      "confirmed": 1}
+    assert {k: rows["sms"][k] for k in stages} == {"delivered": 1, "read": 1, "clicked": 0, "replied": 1,
+                                                    "confirmed": 0}
+    assert _report(store)["totals"]["reached"] == 2

@@ -54,7 +54,7 @@ def test_order_status_sends_one_message_per_status_sms_for_the_urgent_ones() -> 
 def test_appointment_reminders_are_scheduled_from_the_appointment() -> None:
     visit = presets()["appointment"]
     assert (visit.triggers, visit.correlation) == (["appointment.booked"], "appointment_id")
-    assert visit.success == ["replied", "event:appointment.cancelled"] and stopped_by("appointment.cancelled") == [visit]
+    assert visit.success == ["replied:reschedule", "event:appointment.cancelled"] and stopped_by("appointment.cancelled") == [visit]
     assert [s.at for s in visit.steps] == [None, "data.appointment_at - 24h", "data.appointment_at - 2h"]
     assert [parse_at(s.at) for s in visit.steps if s.at] == [("appointment_at", -86400), ("appointment_at", -7200)]
     words = {"ru": "ПЕРЕНОС", "en": "RESCHEDULE"}

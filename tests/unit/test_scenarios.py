@@ -37,7 +37,7 @@ def test_the_clinic_preset_reminds_on_viber_then_email_a_call_and_sms() -> None:
     assert (clinic.trigger, clinic.correlation) == ("visit.reminder", "visit_id")
     assert [s.channel for s in clinic.steps] == ["viber", "email", "voice", "sms"]
     assert [s.wait for s in clinic.steps] == [21600, 10800, 3600, 43200]
-    assert clinic.success == ["read", "confirmed", "replied"]
+    assert clinic.success == ["read", "confirmed", "replied:confirm", "replied:reschedule"]
     assert [(b.text, b.signal) for b in clinic.steps[0].buttons] == [
         ({"ru": "Подтверждаю", "uk": "Підтверджую", "en": "Confirm", "kk": "Растаймын"}, "confirmed")]
     assert "нажмите 1" in clinic.steps[2].template["ru"].text and "press 1" in clinic.steps[2].template["en"].text

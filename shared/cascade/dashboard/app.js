@@ -26,7 +26,9 @@
     ["delivered", "delivered", (r) => r.delivered],
     ["read", "read", (r) => r.read],
     ["clicked", "clicked", (r) => r.clicked],
-    ["answered", "replied / confirmed", (r) => (r.replied || 0) + (r.confirmed || 0)],
+    // Each reaction is its own stage (a pressed 1 is no reply, a reply no click): not summed.
+    ["replied", "replied", (r) => r.replied],
+    ["confirmed", "confirmed", (r) => r.confirmed],
     ["successes", "successes", (r) => r.successes],
   ];
 
@@ -691,6 +693,7 @@
       ["sent", fmt.time(s.sent_at), `${p}-sent-at`, s.sent_at],
       ["reason", s.reason, `${p}-reason`, s.reason],
       ["reply", s.reply, `${p}-reply`, s.reply],
+      ["intent", s.intent, `${p}-intent`, s.intent],
       ["not before", fmt.time(s.not_before), `${p}-not-before`, s.not_before],
       ["message id", s.provider_message_id, `${p}-message-id`, s.provider_message_id],
       ["cost", fmt.money(cost, currency), `${p}-cost`, cost],

@@ -175,6 +175,8 @@ class Adaptive(BaseModel):
 
 
 _EVENT_TYPE = r"^[a-z0-9_]+(\.[a-z0-9_]+)+$"
+_INTENT = r"^[a-z][a-z0-9_]{0,31}$"
+_LOCALE = r"^[a-z]{2}(-[A-Z]{2})?$"
 
 
 class Scenario(BaseModel):
@@ -201,7 +203,16 @@ class Scenario(BaseModel):
     ttl: Annotated[int, BeforeValidator(parse_duration)] | None = Field(
         default=None, description="the cascade ends (`expired`) this long after it started, whatever its steps")
     test_mode: AllowList | None = None
-    success: list[str] = Field(min_length=1, description="read, clicked, replied, confirmed, event:<type>")
+    reply_intents: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict, examples=[{"reschedule": {"ru": ["ПЕРЕНОС"], "en": ["RESCHEDULE", "2"]}}],
+        description="intent -> locale -> keywords: what a reply means (whole words, any case; digits only as "
+                    "the whole reply); success may name them as replied:<intent>")
+    success: list[str] = Field(min_length=1,
+                               description="read, clicked, replied, replied:<intent>, confirmed, event:<type>")
+    dedupe: Literal["running", "none"] = Field(
+        default="running", description="running: a trigger without idempotency_key that matches a running "
+                                       "cascade (same recipient and correlation value) joins it instead of "
+                                       "starting another; none: every trigger starts a cascade")
     steps: list[Step] = Field(min_length=1, max_length=20)
     adaptive: Adaptive | None = Field(
         default=None, description="start with the channel the recipient reacted on before; null: the static order")
@@ -239,15 +250,58 @@ class Scenario(BaseModel):
     def triggers(self) -> list[str]:
         return [self.trigger] if isinstance(self.trigger, str) else list(self.trigger)
 
+    @field_validator("reply_intents", mode="before")
+    @classmethod
+    def _digits_as_text(cls, value: Any) -> Any:
+        # YAML reads [ДА, 1] as a string and a number: a key to press is a keyword all the same
+        # (a YAML YES is a boolean and stays refused: quote it).
+        def text(keyword: Any) -> Any:
+            return str(keyword) if isinstance(keyword, int) and not isinstance(keyword, bool) else keyword
+
+        if not isinstance(value, dict):
+            return value
+        fixed: dict[Any, Any] = {}
+        for name, by_locale in value.items():
+            if isinstance(by_locale, dict):
+                by_locale = {loc: [text(k) for k in kws] if isinstance(kws, list) else kws
+                             for loc, kws in by_locale.items()}
+            fixed[name] = by_locale
+        return fixed
+
+    @field_validator("reply_intents")
+    @classmethod
+    def _keywords(cls, value: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+        from cascade.intents import words
+
+        for name, by_locale in value.items():
+            if not re.match(_INTENT, name):
+                raise ValueError(f"intent {name!r} must be a lowercase name of letters, digits and _ (up to 32)")
+            if not by_locale or not any(by_locale.values()):
+                raise ValueError(f"intent {name!r} needs keywords in at least one locale")
+            for locale, keywords in by_locale.items():
+                if not re.match(_LOCALE, locale):
+                    raise ValueError(f"intent {name!r}: {locale!r} is not a locale like 'ru' or 'en-GB'")
+                bare = [k for k in keywords if not words(k) or len(k) > 50]
+                if bare:
+                    raise ValueError(f"intent {name!r} ({locale}): keyword {bare[0][:60]!r} needs a letter or "
+                                     "digit and at most 50 characters")
+        return value
+
     @field_validator("success")
     @classmethod
-    def _signals(cls, value: list[str]) -> list[str]:
+    def _signals(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        intents = info.data.get("reply_intents")
         for item in value:
             if item in SIGNALS:
                 continue
+            if item.startswith("replied:"):
+                if intents is not None and item[8:] not in intents:
+                    known = ", ".join(intents) or "none"
+                    raise ValueError(f"{item!r} names an intent that reply_intents does not define (defined: {known})")
+                continue
             if item.startswith("event:") and re.match(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$", item[6:]):
                 continue
-            raise ValueError(f"{item!r} is not a success signal ({', '.join(SIGNALS)} or event:<type>)")
+            raise ValueError(f"{item!r} is not a success signal ({', '.join(SIGNALS)}, replied:<intent> or event:<type>)")
         return value
 
     @property
