@@ -10,11 +10,13 @@ filtered by the mapping's ``FilterCriteria`` as Lambda would."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,10 @@ class Mapping:
     stopped: threading.Event = field(default_factory=threading.Event)
     delivered: int = 0
     failed_batches: int = 0
+    # Lambda's IteratorAge: how old the oldest record of the last batch was when it was handed over.
+    iterator_age_s: float = 0.0
+    max_iterator_age_s: float = 0.0
+    sequence: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
 
 MAPPINGS: dict[str, Mapping] = {}  # function ARN → mapping
@@ -103,6 +109,9 @@ def _send(self: Any, function_arn: str, items: list[Any], source: str) -> str:
                  "eventVersion": record["eventVersion"], "eventSource": record["eventSource"],
                  "awsRegion": self.region_name, "dynamodb": dynamodb, "eventSourceARN": source}
         if wanted(mapping, event):
+            # moto numbers a shard's records from its start each time it hands them over (so
+            # every one has the same number): number them here, in order, as a shard does.
+            dynamodb["SequenceNumber"] = str(next(mapping.sequence))
             mapping.pending.put(event)
     return "queued"  # moto then forgets them, as a stream forgets records a mapping has read
 
@@ -132,6 +141,10 @@ def _deliver(mapping: Mapping) -> None:
         if not batch:
             continue
         mapping.busy = True
+        created = batch[0]["dynamodb"].get("ApproximateCreationDateTime")
+        if isinstance(created, int | float):
+            mapping.iterator_age_s = max(0.0, time.time() - created)
+            mapping.max_iterator_age_s = max(mapping.max_iterator_age_s, mapping.iterator_age_s)
         attempt = 0
         try:
             while batch and attempt < mapping.max_attempts:
