@@ -90,6 +90,9 @@ class LocalStack:
         })
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # Hundreds of execution environments share this process's clients (on Lambda each has its
+        # own): a client's pool then closes an idle connection it has no room for. Expected here.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         lambdas.install()
         streams.install()
         moto_speed.install()
