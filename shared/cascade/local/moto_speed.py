@@ -55,10 +55,11 @@ def _backup(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[An
     for entry in transact_items:
         _, op = next(iter(entry.items()))
         table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
-        key = (op.get("Key") or op.get("Item") or {}) if table is not None else {}
-        value = key.get(table.hash_key_attr) if table is not None else None
-        if not isinstance(value, dict):
+        if table is None:
             continue  # moto refuses it before writing anything
+        value = (op.get("Key") or op.get("Item") or {}).get(table.hash_key_attr)
+        if not isinstance(value, dict):
+            continue
         hash_key = DynamoType(value)
         if (table.name, hash_key) not in saved:
             partition = table.items.get(hash_key, _ABSENT)
