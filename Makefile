@@ -29,8 +29,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## state transitions, cost per 1,000 cascades, cold import ratio
-	$(BIN)/python -m tests.bench
+bench: $(STAMP)  ## state transitions, cost per 1,000 cascades, cold import ratio, the local stack under load (CASCADES=2000)
+	$(BIN)/python -m tests.bench --cascades $(or $(CASCADES),2000)
 
 $(SAMVENV)/bin/sam:
 	$(PYTHON) -m venv $(SAMVENV)

@@ -31,7 +31,12 @@ Three figures, each with the goal it is held to:
    reading the same facts from the ``ByScenarioDay`` index, which is what a report without
    counters would have to do.
 
-The report is printed and the same figures are written to ``test-artifacts/bench.json``.
+5. **The local stack under load** (:mod:`tests.bench_load`): ``--cascades N`` cascades (default
+   2,000) from 3 and then 32 clients, to completion: throughput, errors (must be 0), the
+   aggregator's lag, and memory before, after and once the cascades have ended.
+
+The report is printed and the same figures are written to ``test-artifacts/bench.json`` (part 5
+to ``test-artifacts/bench-load.json``).
 """
 
 from __future__ import annotations
@@ -526,7 +531,15 @@ def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTim
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from tests import bench_load
+
+    parser = argparse.ArgumentParser(description="make bench: what a cascade costs, and the local stack under load")
+    parser.add_argument("--cascades", type=int, default=bench_load.DEFAULT_CASCADES,
+                        help="cascades per load run in part 5 (default 2,000); 0 skips part 5")
+    args = parser.parse_args(argv)
     # Imports first, while no stack threads compete for the CPU.
     imports = measure_imports()
 
@@ -543,9 +556,14 @@ def main() -> int:
     finally:
         stack.stop()
     costs = [cost_per_thousand(t) for t in transitions]
+    # Another stack, before the in-process moto of part 4 resets the shared backends.
+    load = bench_load.measure_load(args.cascades) if args.cascades > 0 else None
     reports = measure_reports()  # in-process moto: only once the stack (a moto server) is down
 
     print(report(transitions, costs, imports, reports))
+    if load is not None:
+        print("\n" + bench_load.report(load))
+        bench_load.write(load)
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(json.dumps({
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -557,8 +575,8 @@ def main() -> int:
         "cold_import": {"goal_ratio": IMPORT_RATIO_GOAL, **asdict(imports)},
         "reports": {"days": REPORT_DAYS, "scales": [asdict(r) for r in reports]},
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwritten to {ARTIFACT.relative_to(ROOT)}")
-    return 0
+    print(f"\nwritten to {ARTIFACT.relative_to(ROOT)}" + (f" and {bench_load.ARTIFACT.relative_to(ROOT)}" if load else ""))
+    return 1 if load is not None and load.errors else 0
 
 
 if __name__ == "__main__":

@@ -13,16 +13,23 @@ from botocore.exceptions import ClientError
 
 from cascade.observability import logger
 
-# Channels that send messages: one attempt per call, the step's own retry policy decides the rest
-# (botocore's retries would multiply with it).
+# Channels that send messages: the provider timeout, one attempt per call, the step's own retry
+# policy decides the rest (botocore's retries would multiply with it).
 _SENDERS = {"sesv2", "sns"}
+# The stack's own services (DynamoDB, Step Functions, KMS, Secrets Manager) are not providers: they
+# answer in milliseconds, and a slow answer is worth waiting for and retrying, not giving up on
+# after the provider timeout. (connect s, read s, attempts)
+_OWN_SERVICES = {"dynamodb": (2.0, 10.0, 5), "stepfunctions": (2.0, 10.0, 5)}
+_OWN_DEFAULT = (2.0, 10.0, 3)
 
 
 @cache
 def client(service: str) -> Any:
-    timeout = float(os.environ.get("PROVIDER_TIMEOUT_SECONDS") or 10)
-    attempts = 1 if service in _SENDERS else 3
-    config = Config(connect_timeout=3, read_timeout=timeout,
+    if service in _SENDERS:
+        connect, read, attempts = 3.0, float(os.environ.get("PROVIDER_TIMEOUT_SECONDS") or 10), 1
+    else:
+        connect, read, attempts = _OWN_SERVICES.get(service, _OWN_DEFAULT)
+    config = Config(connect_timeout=connect, read_timeout=read, max_pool_connections=128,
                     retries={"mode": "standard", "total_max_attempts": attempts})
     return boto3.client(service, config=config)
 

@@ -1,14 +1,18 @@
 """Run the real handlers in-process whenever moto invokes a Lambda function: a direct
-``lambda.invoke``, the state machine's ``lambda:invoke`` tasks, and SNS → Lambda subscriptions."""
+``lambda.invoke``, the state machine's ``lambda:invoke`` tasks, and SNS → Lambda subscriptions.
+Concurrent invocations run as on Lambda: each in an execution environment of its own."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -21,8 +25,48 @@ class FunctionSpec:
     handler: str
 
 
+class _Pool:
+    """A function's execution environments. Each is the handler module loaded on its own (its own
+    module globals: a Powertools app, its current event) and serves one invocation at a time; an
+    invocation that finds none free loads a new one (a cold start), as Lambda scales out. The
+    ``cascade`` package itself is one per process: what it keeps per invocation (the logger's
+    keys) is kept per thread (see :mod:`cascade.observability`)."""
+
+    def __init__(self, name: str, spec: FunctionSpec) -> None:
+        self.name, self.spec = name, spec
+        self.idle: list[ModuleType] = []
+        self.loaded = 0
+        self.lock = threading.Lock()
+
+    def _load(self) -> ModuleType:
+        with self.lock:
+            self.loaded += 1
+            number = self.loaded
+        file_name, _ = self.spec.handler.rsplit(".", 1)
+        path = self.spec.code_dir / f"{file_name.replace('.', '/')}.py"
+        mod_spec = importlib.util.spec_from_file_location(f"lambda_{self.name.replace('-', '_')}_{number}", path)
+        assert mod_spec and mod_spec.loader
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+        return module
+
+    @contextmanager
+    def environment(self) -> Iterator[Callable[..., Any]]:
+        """The handler of a free environment, held for one invocation."""
+        with self.lock:
+            module = self.idle.pop() if self.idle else None
+        if module is None:
+            module = self._load()
+        try:
+            yield getattr(module, self.spec.handler.rsplit(".", 1)[1])
+        finally:
+            with self.lock:
+                self.idle.append(module)
+
+
+log = logging.getLogger("cascade.local.lambdas")
 REGISTRY: dict[str, FunctionSpec] = {}
-_modules: dict[str, ModuleType] = {}
+_pools: dict[str, _Pool] = {}
 _lock = threading.Lock()
 
 
@@ -43,30 +87,32 @@ class LocalContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def _module(name: str, spec: FunctionSpec) -> ModuleType:
+def _pool(name: str) -> _Pool:
     with _lock:
-        if name not in _modules:
-            file_name, _ = spec.handler.rsplit(".", 1)
-            path = spec.code_dir / f"{file_name.replace('.', '/')}.py"
-            mod_spec = importlib.util.spec_from_file_location(f"lambda_{name.replace('-', '_')}", path)
-            assert mod_spec and mod_spec.loader
-            module = importlib.util.module_from_spec(mod_spec)
-            mod_spec.loader.exec_module(module)
-            _modules[name] = module
-        return _modules[name]
+        pool = _pools.get(name)
+        if pool is None or pool.spec is not REGISTRY[name]:
+            pool = _pools[name] = _Pool(name, REGISTRY[name])
+        return pool
+
+
+def environments() -> dict[str, int]:
+    """Execution environments loaded so far, per function."""
+    with _lock:
+        return {name: pool.loaded for name, pool in _pools.items()}
 
 
 def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> str:
-    spec = REGISTRY.get(self.function_name)
-    if spec is None:
+    if self.function_name not in REGISTRY:
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": "ResourceNotFound", "errorMessage": f"no local code for {self.function_name}"})
     event = json.loads(body) if body else {}
-    module = _module(self.function_name, spec)
     context = LocalContext(self.function_name, self.function_arn, int(self.memory_size or 128), int(self.timeout or 3))
     try:
-        result = getattr(module, spec.handler.rsplit(".", 1)[1])(event, context)
+        with _pool(self.function_name).environment() as handler:
+            result = handler(event, context)
     except Exception as exc:
+        # What Lambda's runtime writes to the function's log for an error the handler let through.
+        log.error("%s: unhandled %s", self.function_name, type(exc).__name__, exc_info=exc)
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
     return json.dumps(result)
@@ -74,10 +120,9 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
 
 def run(function_name: str, event: dict[str, Any]) -> Any:
     """Run a function's handler in this process (an event source mapping's invocation)."""
-    spec = REGISTRY[function_name]
-    module = _module(function_name, spec)
     context = LocalContext(function_name, f"arn:aws:lambda:local:function:{function_name}", 512, 60)
-    return getattr(module, spec.handler.rsplit(".", 1)[1])(event, context)
+    with _pool(function_name).environment() as handler:
+        return handler(event, context)
 
 
 def share_environment(envs: Any) -> None:
@@ -97,4 +142,4 @@ def install() -> None:
     LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
 
 
-__all__ = ["REGISTRY", "FunctionSpec", "LocalContext", "install", "run", "share_environment"]
+__all__ = ["REGISTRY", "FunctionSpec", "LocalContext", "environments", "install", "run", "share_environment"]

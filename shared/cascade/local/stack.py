@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 import httpx
 
-from cascade.local import faults, lambdas, mail, moto_speed, streams, template
+from cascade.local import faults, lambdas, mail, moto_speed, moto_upkeep, streams, template
 from cascade.local.deploy import ACCOUNT, Deployed, deploy
 from cascade.local.httpserver import LoopbackServer, json_answer
 from cascade.local.standin import StandIn, invalid
@@ -92,12 +92,20 @@ class LocalStack:
         })
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # Hundreds of execution environments share this process's clients (on Lambda each has its
+        # own): a client's pool then closes an idle connection it has no room for. Expected here.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         lambdas.install()
         streams.install()
         moto_speed.install()
+        moto_upkeep.install()
         faults.install_aws_faults()
         mail.install()
         faults.FAULTS.timeout_seconds = self.provider_timeout_seconds
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+        # moto's answers too: headers and body are two writes; Nagle would hold the body ~40 ms.
+        MotoRequestHandler.disable_nagle_algorithm = True
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
         self.aws_endpoint = f"http://127.0.0.1:{moto_port}"
@@ -133,6 +141,7 @@ class LocalStack:
 
     def _deploy(self) -> None:
         import boto3
+        from botocore.config import Config
 
         sam = template.load()
         cfn = template.translate(sam, bucket=f"{self.stack_name}-artifacts")
@@ -163,6 +172,9 @@ class LocalStack:
         sm.put_secret_value(SecretId=d.outputs["ProviderSecretArn"], SecretString=json.dumps(provider_secret))
         boto3.client("sesv2", region_name=REGION).create_email_identity(EmailIdentity=EMAIL_FROM)
         self.state_machine_arn = d.outputs["StateMachineArn"]
+        # The gateway's own client (one for all requests; API Gateway waits up to 30 s).
+        self.lambda_client = boto3.client("lambda", region_name=REGION, config=Config(
+            read_timeout=30, retries={"mode": "standard", "total_max_attempts": 1}, max_pool_connections=128))
         self.table_name = d.outputs["TableName"]
 
     # -- the gateway ----------------------------------------------------------------------------
@@ -176,12 +188,16 @@ class LocalStack:
                 # API Gateway passes path parameters URL-decoded ("a%20b" -> "a b").
                 return self._invoke(function, f"{method} {route_path}", method, path, query, headers, body,
                                     {k: unquote(v) for k, v in match.groupdict().items()})
-        return json_answer(404, {"message": "Not Found"})
+        allowed = sorted({route_method for route_method, pattern, _, _ in self.routes if pattern.match(path)})
+        if allowed:
+            status, answer_headers, payload = json_answer(405, {"error": "method not allowed", "details": [
+                {"field": "method", "message": f"{path} takes {', '.join(allowed)}, not {method}"}]})
+            return status, {**answer_headers, "allow": ", ".join(allowed)}, payload
+        return json_answer(404, {"error": "not found", "details": [
+            {"field": "path", "message": f"no route {path}"}]})
 
     def _invoke(self, function: str, route_key: str, method: str, path: str, query: str,
                 headers: dict[str, str], body: bytes, path_params: dict[str, str]) -> Any:
-        import boto3
-
         try:
             text, b64 = body.decode("utf-8"), False
         except UnicodeDecodeError:
@@ -201,7 +217,7 @@ class LocalStack:
             },
             "body": text if body else None, "isBase64Encoded": b64,
         }
-        resp = boto3.client("lambda", region_name=REGION).invoke(FunctionName=function, Payload=json.dumps(event))
+        resp = self.lambda_client.invoke(FunctionName=function, Payload=json.dumps(event))
         payload = json.loads(resp["Payload"].read() or b"null")
         if resp.get("FunctionError"):
             return json_answer(500, {"message": "Internal Server Error"})

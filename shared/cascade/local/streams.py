@@ -35,6 +35,9 @@ class Mapping:
     failed_batches: int = 0
     function_arn: str = ""
     on_failure: str = ""  # DestinationConfig.OnFailure: the SQS queue ARN that gets a dropped batch's metadata
+    # Lambda's IteratorAge: how old the oldest record of the last batch was when it was handed over.
+    iterator_age_s: float = 0.0
+    max_iterator_age_s: float = 0.0
 
 
 MAPPINGS: dict[str, Mapping] = {}  # function ARN → mapping
@@ -150,6 +153,10 @@ def _deliver(mapping: Mapping) -> None:
         if not batch:
             continue
         mapping.busy = True
+        created = batch[0]["dynamodb"].get("ApproximateCreationDateTime")
+        if isinstance(created, int | float):
+            mapping.iterator_age_s = max(0.0, time.time() - created)
+            mapping.max_iterator_age_s = max(mapping.max_iterator_age_s, mapping.iterator_age_s)
         attempt = 0
         try:
             while batch and attempt < mapping.max_attempts:

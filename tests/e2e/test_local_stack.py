@@ -1,0 +1,257 @@
+"""The local stack itself, as a client and a developer see it: it answers many clients at once,
+each for its own request and in its own function's name; it takes a burst of connections; it
+answers an unknown method or route the way API Gateway does, in the API's error shape; and a
+client that gives up leaves nothing in the console."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import API_KEY, Api, wait_for
+
+pytestmark = pytest.mark.stack
+
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _in_parallel(clients: int, jobs: list[Callable[[httpx.Client], Any]], base: str) -> list[Any]:
+    """Run ``jobs`` on ``clients`` keep-alive connections at once; results in the jobs' order."""
+    local = threading.local()
+    made: list[httpx.Client] = []
+    lock = threading.Lock()
+
+    def run(job: Callable[[httpx.Client], Any]) -> Any:
+        if not hasattr(local, "http"):
+            local.http = httpx.Client(base_url=base, timeout=60, headers=AUTH)
+            with lock:
+                made.append(local.http)
+        return job(local.http)
+
+    try:
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            return list(pool.map(run, jobs))
+    finally:
+        for http in made:
+            http.close()
+
+
+def test_parallel_clients_on_different_routes_each_get_the_answer_to_their_own_request(api: Api) -> None:
+    """Telegram and Viber bind links, timelines and consent views for different recipients, all at
+    once: every answer is for the route and the recipient that asked (one execution environment
+    per concurrent invocation, as on Lambda)."""
+
+    def bind(recipient: str, channel: str) -> Callable[[httpx.Client], tuple[str, str, int, str]]:
+        def job(http: httpx.Client) -> tuple[str, str, int, str]:
+            resp = http.post(f"/v1/recipients/{recipient}/bind/{channel}")
+            return recipient, channel, resp.status_code, resp.json().get("link", "")
+        return job
+
+    def read(recipient: str, what: str) -> Callable[[httpx.Client], tuple[str, str, int, str]]:
+        def job(http: httpx.Client) -> tuple[str, str, int, str]:
+            resp = http.get(f"/v1/recipients/{recipient}/{what}")
+            return recipient, what, resp.status_code, resp.json().get("recipient_id", "")
+        return job
+
+    run = uuid.uuid4().hex[:6]
+    kinds = [lambda r: bind(r, "telegram"), lambda r: bind(r, "viber"), lambda r: read(r, "timeline"),
+             lambda r: read(r, "consent")]
+    jobs = [kinds[i % 4](f"par-{run}-{i}") for i in range(240)]
+    answers = _in_parallel(16, jobs, api.base)
+    expected: dict[str, Callable[[str, str], bool]] = {
+        "telegram": lambda recipient, got: got.startswith("https://t.me/"),
+        "viber": lambda recipient, got: got.startswith("viber://"),
+        "timeline": lambda recipient, got: got == recipient,
+        "consent": lambda recipient, got: got == recipient,
+    }
+    wrong = [(recipient, what, status, got) for recipient, what, status, got in answers
+             if status != 200 or not expected[what](recipient, got)]
+    assert wrong == []
+
+
+class _Lines(logging.Handler):
+    """The stack's log lines as they would be written (Powertools' JSON), formatted in the thread
+    that logs them, where the invocation's keys live."""
+
+    def __init__(self) -> None:
+        from cascade.observability import logger
+
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logger.registered_formatter)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[dict[str, Any]]]:
+    from cascade.observability import logger
+
+    handler = _Lines()
+    logger.addHandler(handler)
+    level = logger.log_level
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def test_each_log_line_names_the_function_that_wrote_it(api: Api, stack: Any,
+                                                        log_lines: list[dict[str, Any]]) -> None:
+    """Events go in (the ingest function logs "cascade started") while their steps run (the step
+    function logs each step) and bind links are handed out, all at once: each line carries the
+    name of the function whose invocation wrote it."""
+    run = uuid.uuid4().hex[:6]
+
+    cascades: list[str] = []
+
+    def post(i: int) -> Callable[[httpx.Client], int]:
+        def job(http: httpx.Client) -> int:
+            event = json.loads((ROOT / "events" / "delivery-failed.json").read_text(encoding="utf-8"))
+            event.pop("idempotency_key")
+            event["recipient"]["id"] = event["data"]["order_id"] = f"log-{run}-{i}"
+            resp = http.post("/v1/events", json=event)
+            if resp.status_code == 202:
+                cascades.append(resp.json()["cascade_id"])
+            return resp.status_code
+        return job
+
+    def bind(i: int) -> Callable[[httpx.Client], int]:
+        return lambda http: http.post(f"/v1/recipients/log-{run}-{i}/bind/telegram").status_code
+
+    jobs = [post(i) if i % 2 else bind(i) for i in range(80)]
+    assert set(_in_parallel(12, jobs, api.base)) == {200, 202}
+    wait_for("the first steps' log lines",
+             lambda: sum(1 for line in list(log_lines) if line.get("message") == "step sent") >= 10, timeout=60)
+    ingest, step = stack.functions["IngestFunction"], stack.functions["StepFunction"]
+    started = [line for line in list(log_lines) if line.get("message") == "cascade started"]
+    steps = [line for line in list(log_lines) if str(line.get("message", "")).startswith("step ")]
+    for cascade_id in cascades:  # done with them
+        api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+    assert len(started) == 40
+    assert {line.get("function_name") for line in started} == {ingest}
+    assert {line.get("function_name") for line in steps} == {step}
+
+
+def test_a_burst_of_new_connections_is_accepted_and_answered(api: Api) -> None:
+    """192 clients (32 clients' worth of new connections, six each) connect at the same instant: each
+    is accepted at once and answered; none is reset or left waiting for its connection."""
+    gate = threading.Barrier(192, timeout=60)
+    failures: list[str] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    # The kernel completes a connection that the listen queue has room for at once, however busy
+    # the machine; one it has no room for waits for the client's SYN to be sent again (1 s, 3 s...).
+    timeout = httpx.Timeout(60, connect=2.5)
+
+    def client() -> None:
+        gate.wait()
+        try:
+            with httpx.Client(base_url=api.base, timeout=timeout, headers=AUTH) as http:  # a new connection
+                status = http.get("/v1/no-such-route").status_code
+        except httpx.HTTPError as exc:
+            with lock:
+                failures.append(f"{type(exc).__name__}: {exc}")
+            return
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=client) for _ in range(192)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    assert failures == []
+    assert statuses == [404] * 192
+
+
+@pytest.mark.parametrize(("method", "path", "status", "field"), [
+    ("OPTIONS", "/v1/events", 405, "method"),
+    ("DELETE", "/v1/events", 405, "method"),
+    ("BREW", "/v1/cascades/c_1", 405, "method"),
+    ("GET", "/v1/no-such-route", 404, "path"),
+    ("POST", "/nowhere", 404, "path"),
+    ("PROPFIND", "/nowhere", 404, "path"),
+])
+def test_an_unknown_method_or_route_is_a_json_404_or_405_in_the_api_error_shape(
+        api: Api, method: str, path: str, status: int, field: str) -> None:
+    resp = api.http.request(method, path)
+    assert resp.status_code == status
+    assert resp.headers["content-type"].startswith("application/json")
+    body = resp.json()
+    assert isinstance(body["error"], str) and body["error"]
+    assert [d["field"] for d in body["details"]] == [field]
+    if status == 405:
+        assert resp.headers["allow"]
+
+
+def test_head_on_a_route_that_does_not_take_it_is_a_405_without_a_body(api: Api) -> None:
+    resp = api.http.head("/v1/events")
+    assert resp.status_code == 405
+    assert resp.content == b""
+    assert "POST" in resp.headers["allow"]
+
+
+def _request_then_hang_up(base: str, request: bytes) -> None:
+    """Send ``request`` and close at once with a reset (SO_LINGER 0): the answer has nowhere to go."""
+    url = urlsplit(base)
+    sock = socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.sendall(request)
+    sock.close()
+
+
+def _gateway_threads(stack: Any) -> set[threading.Thread]:
+    """The gateway's threads that are serving a connection now."""
+    return {t for t in threading.enumerate()
+            if getattr(getattr(t, "_target", None), "__self__", None) is stack.gateway.httpd}
+
+
+def test_a_client_that_gives_up_leaves_no_traceback_in_the_console(
+        api: Api, stack: Any, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    host = urlsplit(api.base).netloc
+    before = _gateway_threads(stack)
+    # Gone before reading its answer (the answer is written to a reset connection).
+    for _ in range(3):
+        _request_then_hang_up(api.base, (f"GET /v1/cascades/c_000000000000000000000000 HTTP/1.1\r\nHost: {host}\r\n"
+                                         f"Authorization: Bearer {API_KEY}\r\n\r\n").encode())
+    # Gone mid-request: 10 of the 1,000 bytes announced.
+    for _ in range(3):
+        _request_then_hang_up(api.base, (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n"
+                                         f"Authorization: Bearer {API_KEY}\r\n\r\n" + "x" * 10).encode())
+    wait_for("the server to be done with those connections",
+             lambda: not _gateway_threads(stack) - before,
+             timeout=60)
+    assert api.http.get("/v1/cascades/c_000000000000000000000000").status_code == 404  # still serving
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "Exception occurred during processing" not in err
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("cascade")] == []
+
+
+def test_the_stacks_own_aws_services_wait_longer_than_a_provider(stack: Any) -> None:
+    """DynamoDB and Step Functions calls are not cut off at the provider timeout (3 s here): under
+    load moto answers slowly, and giving up then fails requests that would have succeeded."""
+    from cascade.aws import client
+
+    for service in ("dynamodb", "stepfunctions"):
+        config = client(service).meta.config
+        assert config.read_timeout > stack.provider_timeout_seconds
+        assert config.retries["total_max_attempts"] > 1
+    assert client("sns").meta.config.read_timeout == stack.provider_timeout_seconds
