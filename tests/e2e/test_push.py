@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from cascade.planning import real_seconds
-from tests.conftest import TIME_SCALE, Api, wait_for
+from tests.conftest import TIME_SCALE, Api, long_waits, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -88,7 +88,8 @@ def test_the_apps_opened_report_stops_the_courier_cascade_and_nothing_goes_out_a
     # Viber step has no contact): nothing else reaches the customer.
     time.sleep(real_seconds(1800, TIME_SCALE) + 2)
     assert [m["channel"] for m in api.outbox(cascade_id)] == ["push"]
-    assert [s["status"] for s in api.cascade(cascade_id)["steps"]] == ["read", "pending", "pending", "pending"]
+    # The steps it never reached say so, for good.
+    assert [s["status"] for s in api.cascade(cascade_id)["steps"]] == ["read", "not_sent", "not_sent", "not_sent"]
 
 
 def test_an_app_reports_opens_and_taps_but_not_failures(api: Api, phone_app: Any) -> None:
@@ -126,11 +127,13 @@ def test_a_dead_endpoint_fails_the_push_for_good_and_the_email_goes_out_at_once(
 
 
 @pytest.mark.parametrize("mode", ["500", "429"])
-def test_a_passing_sns_error_is_retried_and_the_push_goes_out_once(api: Api, phone_app: Any, mode: str) -> None:
+def test_a_passing_sns_error_is_retried_and_the_push_goes_out_once(api: Api, phone_app: Any, mode: str,
+                                                                  saved: list[str]) -> None:
+    trigger = long_waits(api, saved, "courier", 0)  # retries stay within the step's timer: a long one
     resp = api.http.post("/local/faults", json={"channel": "push", "mode": mode, "count": 1})
     assert resp.status_code == 200
     token = new_token()
-    cascade_id = api.start(courier_event(token))
+    cascade_id = api.start({**courier_event(token), "type": trigger})
     view = wait_for("the push step", lambda: (v := api.cascade(cascade_id))["steps"][0]["status"] in ("sent", "failed")
                     and v)
     assert view["steps"][0]["status"] == "sent", view["steps"][0]
