@@ -200,6 +200,17 @@ def may_send(store: CascadeStore, cascade_id: str, index: int, token: str) -> st
     return None
 
 
+def still_waiting_on(store: CascadeStore, cascade_id: str, index: int) -> str | None:
+    """None while the cascade runs and waits on step ``index`` (a replacement message for a step
+    already sent may still go out); otherwise why not."""
+    cascade = store.get(cascade_id)
+    if cascade is None:
+        return "missing"
+    if cascade["status"] != "running":
+        return str(cascade.get("stop_reason") or cascade["status"])
+    return None if cascade.get("current_step") == index else "step_ended"
+
+
 def send_with_retries(adapter: Channel, message: Outgoing, check: Callable[[], str | None] | None = None,
                       deadline: float | None = None) -> Sent:
     """Send, retrying throttling, 5xx and timeouts with capped exponential backoff; a provider's
@@ -306,4 +317,4 @@ def _touch(store: CascadeStore, cascade: dict[str, Any], index: int, channel_nam
         **extra))
 
 
-__all__ = ["SendStopped", "advance", "may_send", "send_with_retries"]
+__all__ = ["SendStopped", "advance", "may_send", "send_with_retries", "still_waiting_on"]
