@@ -78,7 +78,8 @@ def test_a_passing_provider_error_is_retried_and_the_message_goes_out_once(api: 
     cascade_id = api.start(event)
     view = wait_for(f"the {channel} step to be sent",
                     lambda: (v := api.cascade(cascade_id))["steps"][index]["status"] == "sent" and v, timeout=30)
-    sent = [m for m in api.outbox(cascade_id) if m["channel"] == channel]
+    # The outbox names a message's cascade once its record is written, a moment after the step says sent.
+    sent = wait_for(f"the {channel} message", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == channel])
     assert len(sent) == 1
     assert view["status"] == "running"
     api.http.post(f"/v1/cascades/{cascade_id}/cancel")

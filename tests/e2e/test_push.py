@@ -69,7 +69,8 @@ def test_a_push_reaches_the_registered_device_with_title_body_and_the_cascade(ap
     assert attributes["Token"] == token and attributes["Enabled"] == "true"
     view = wait_for("the step", lambda: (v := api.cascade(cascade_id))["steps"][0]["status"] == "sent" and v)
     assert view["steps"][0]["provider_message_id"] == shown[0]["message_id"]  # the SNS MessageId
-    sent = [m for m in api.outbox(cascade_id) if m["channel"] == "push"]
+    # The outbox names a message's cascade once its record is written, a moment after the step says sent.
+    sent = wait_for("the push in the outbox", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "push"])
     assert [(m["to"], m["subject"]) for m in sent] == [(token, fcm["notification"]["title"])]
     api.http.post(f"/v1/cascades/{cascade_id}/cancel")
 
