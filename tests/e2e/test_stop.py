@@ -128,8 +128,26 @@ THREE_STEPS = [
 ]
 
 
+@pytest.fixture
+def crm(api: Api, stack: Any) -> Iterator[Any]:
+    """The CRM stand-in, registered for the test's events."""
+    crm = stack.standin("crm")
+    assert api.http.put("/v1/webhooks", json={"url": crm.endpoint, "secret": crm.secret}).status_code == 200
+    yield crm
+    api.http.delete("/v1/webhooks")
+
+
+def _finished_event(api: Api, cascade_id: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        events = api.http.get("/local/crm", params={"cascade_id": cascade_id}).json()["events"]
+        return next((e for e in events if e["type"] == "cascade.finished"), None)
+
+    return dict(wait_for("cascade.finished at the CRM", finished))
+
+
 @pytest.mark.parametrize("ending", ["cancelled", "read", "event"])
-def test_steps_that_never_ran_end_not_sent_with_the_stop_reason(api: Api, saved: list[str], ending: str) -> None:
+def test_steps_that_never_ran_end_not_sent_with_the_stop_reason(api: Api, saved: list[str], crm: Any,
+                                                                ending: str) -> None:
     # Given a cascade waiting on its first step (an email, with a long timer)
     trigger = _save(api, saved, THREE_STEPS)
     cascade_id, event = _start(api, trigger, email="st@example.com", phone="+14155550177")
@@ -153,6 +171,8 @@ def test_steps_that_never_ran_end_not_sent_with_the_stop_reason(api: Api, saved:
     assert view["status"] == ("cancelled" if ending == "cancelled" else "succeeded")
     assert [(s["status"], s["reason"]) for s in view["steps"][1:]] == [("not_sent", reason)] * 2
     assert view["steps"][0]["status"] in ("sent", "delivered", "read")
+    finished = _finished_event(api, cascade_id)
+    assert [(s["status"], s.get("reason")) for s in finished["steps"][1:]] == [("not_sent", reason)] * 2
 
 
 def test_a_cascade_that_runs_out_of_time_ends_its_remaining_steps_not_sent(api: Api, saved: list[str]) -> None:
