@@ -287,9 +287,10 @@ def test_a_signed_batch_with_an_unusable_part_is_answered_200_and_the_rest_count
     assert view["steps"][1]["status"] == "read"
 
 
-def test_local_simulate_plays_a_reply_from_a_customer_with_a_username(api: Api, wa: Any) -> None:
+def test_local_simulate_plays_a_reply_from_a_customer_with_a_username(api: Api, wa: Any, saved: list[str]) -> None:
     number = _number()
-    cascade_id = api.start(_cart(number))
+    # A long WhatsApp timer: the preset's 6 h is 1.5 s here, which a busy machine can overrun before the send.
+    cascade_id = api.start({**_cart(number), "type": long_waits(api, saved, "abandoned-cart", 1)})
     message = _whatsapp(api, cascade_id)[0]
     assert api.simulate(message["provider_message_id"], "replied", text="Yes", username="").status_code == 422
     resp = api.simulate(message["provider_message_id"], "replied", text="Yes", username="sam.shops")
