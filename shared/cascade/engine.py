@@ -107,8 +107,9 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         reached_provider = True
         sent = send_with_retries(adapter, message, lambda: may_send(store, cascade_id, index, token), deadline)
     except SendStopped as exc:
-        # The cascade ended (or the step did) before this try: nothing went out.
-        store.set_step(cascade_id, index, status="not_sent", reason=exc.reason, only_from=("sending",))
+        # The cascade ended, or the step's timer ran out and the next step took over (which marked
+        # this one failed), before this try: nothing went out.
+        store.set_step(cascade_id, index, status="not_sent", reason=exc.reason, only_from=("sending", "failed"))
         logger.info("step not sent: the cascade stopped", reason=exc.reason, **log)
         return "stopped"
     except (PermanentSendError, RetryableSendError) as exc:
@@ -188,15 +189,15 @@ class SendStopped(Exception):
 
 def may_send(store: CascadeStore, cascade_id: str, index: int, token: str) -> str | None:
     """None while step ``index`` may still go out: the cascade runs and the step is still ``sending``
-    under this task token. Otherwise why not (the cascade's stop reason or status, or ``step_ended``
-    when the step's timer ran out and the next step took over). Read consistently, right before a try."""
+    under this task token. Otherwise why not (the cascade's stop reason or status, or ``timer`` when
+    the step's timer ran out and the next step took over). Read consistently, right before a try."""
     cascade = store.get(cascade_id)
     if cascade is None:
         return "missing"
     if cascade["status"] != "running":
         return str(cascade.get("stop_reason") or cascade["status"])
     if cascade["steps"][index]["status"] != "sending" or cascade.get("task_token") != token:
-        return "step_ended"
+        return "timer"
     return None
 
 
@@ -208,7 +209,7 @@ def still_waiting_on(store: CascadeStore, cascade_id: str, index: int) -> str | 
         return "missing"
     if cascade["status"] != "running":
         return str(cascade.get("stop_reason") or cascade["status"])
-    return None if cascade.get("current_step") == index else "step_ended"
+    return None if cascade.get("current_step") == index else "timer"
 
 
 def send_with_retries(adapter: Channel, message: Outgoing, check: Callable[[], str | None] | None = None,

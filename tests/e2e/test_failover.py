@@ -137,7 +137,7 @@ def test_a_provider_failing_every_try_fails_the_step_after_the_retries_and_the_n
     # The step waits 400 h (100 s here): its three tries fit in it, and the next step going out
     # within the 30 s below is the escalation, not the timer.
     preset = {"whatsapp": "abandoned-cart", "viber": "clinic", "push": "courier", "voice": "clinic"}[channel]
-    event["type"] = long_waits(api, saved, preset, index)
+    event["type"] = long_waits(api, saved, preset, index, index + 1)  # the next step's message must go out too
     _fault(api, channel, "500", count=100)
     cascade_id = api.start(event)
     wait_for(f"three tries on {channel}",

@@ -89,8 +89,10 @@ def test_the_apps_opened_report_stops_the_courier_cascade_and_nothing_goes_out_a
     # Viber step has no contact): nothing else reaches the customer.
     time.sleep(real_seconds(1800, TIME_SCALE) + 2)
     assert [m["channel"] for m in api.outbox(cascade_id)] == ["push"]
-    # The steps it never reached say so, for good.
-    assert [s["status"] for s in api.cascade(cascade_id)["steps"]] == ["read", "not_sent", "not_sent", "not_sent"]
+    # The steps it never reached say so, for good (the Viber step has no contact: skipped, if a busy
+    # machine let the push's 1 s timer run out before the open arrived).
+    statuses = [s["status"] for s in api.cascade(cascade_id)["steps"]]
+    assert statuses[0] == "read" and statuses[1] in ("not_sent", "skipped") and statuses[2:] == ["not_sent"] * 2
 
 
 def test_an_app_reports_opens_and_taps_but_not_failures(api: Api, phone_app: Any) -> None:

@@ -114,10 +114,11 @@ def test_telegram_retries_never_outlive_their_step(api: Api, saved: list[str]) -
     view = _step_final(api, cascade_id, 0)
     time.sleep(2.5)  # past the moment the third try would have come
 
-    # Then the step failed, the cascade is exhausted, and the customer got no message: what the
-    # report says is what happened
+    # Then the cascade is exhausted, the step says nothing went out (failed after its tries, or
+    # not_sent if a busy machine let the timer run out between two tries), and the customer got no
+    # message: what the report says is what happened
     assert view["status"] == "exhausted"
-    assert api.cascade(cascade_id)["steps"][0]["status"] == "failed"
+    assert api.cascade(cascade_id)["steps"][0]["status"] in ("failed", "not_sent")
     assert [m for m in api.outbox(cascade_id) if m["channel"] == "telegram"] == []
 
 
