@@ -34,9 +34,12 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     if cascade is None or cascade["status"] != "running":
         aws.resume(token, {"status": cascade["status"] if cascade else "missing"})
         return "stopped"
-    if index > 0 and cascade["steps"][index - 1]["status"] in ("pending", "sending"):
+    if index > 0 and cascade["steps"][index - 1]["status"] == "pending":
+        # Its timer ran out before it ran (a late invocation): it never will, and nothing went out.
+        store.set_step(cascade_id, index - 1, status="not_sent", reason="timer", only_from=("pending",))
+    elif index > 0 and cascade["steps"][index - 1]["status"] == "sending":
         # A previous attempt that died mid-send (or ran out of retries) left its step behind.
-        store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("pending", "sending"))
+        store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("sending",))
     scenario = Scenario.model_validate_json(cascade["scenario_json"], context={"stored": True})
     if scenario.ttl is not None and _expired(cascade, scenario, index):
         if store.finish(cascade_id, "expired", "ttl", now_iso()) is not None:

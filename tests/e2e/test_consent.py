@@ -111,10 +111,12 @@ def test_consent_recorded_through_the_api_serves_later_events_without_consent(ap
     _cancel(api, cascade_id)
 
 
-def test_a_refusal_recorded_through_the_api_skips_even_transactional_messages(api: Api) -> None:
+def test_a_refusal_recorded_through_the_api_skips_even_transactional_messages(api: Api, saved: list[str]) -> None:
     rid = _rid()
     _grant(api, rid, "sms", "transactional", granted=False)
-    view = _finished(api, api.start(_delivery_failed({"id": rid, "phone": _phone()})), timeout=15)
+    # Long timers: each step is skipped by its own run, never overtaken by a 1 s timer on a busy machine.
+    trigger = long_waits(api, saved, "delivery-failed", 0, 1, 2)
+    view = _finished(api, api.start({**_delivery_failed({"id": rid, "phone": _phone()}), "type": trigger}))
     assert view["status"] == "exhausted"
     assert _skips(view)[:3] == [("skipped", "opted_out")] * 3
     assert _consent(api, rid)["sms"]["transactional"]["granted"] is False
@@ -161,7 +163,9 @@ def test_stop_by_sms_opts_out_of_sms_moves_the_cascade_on_at_once_until_consent_
     assert sms["opted_out"] is True and sms["opted_out_via"] == "reply" and sms["opted_out_at"]
 
     # A later cascade sends no SMS at all...
-    later = _finished(api, api.start(_delivery_failed({"id": rid, "phone": phone})), timeout=15)
+    # (long timers: each step is skipped by its own run, never overtaken by a 1 s timer on a busy machine)
+    skipping = long_waits(api, saved, "delivery-failed", 0, 1, 2)
+    later = _finished(api, api.start({**_delivery_failed({"id": rid, "phone": phone}), "type": skipping}))
     assert _skips(later)[:3] == [("skipped", "opted_out")] * 3
     assert api.outbox(later["cascade_id"]) == []
     # ...until the recipient grants consent again.

@@ -224,8 +224,8 @@ def _scheduled(api: Api, saved: list[str], hours_ahead: float) -> tuple[str, str
 
 
 def test_a_deferred_step_that_is_sent_keeps_no_stale_deferral(api: Api, saved: list[str]) -> None:
-    # Given a step held back a few cascade hours (a second or two here)
-    cascade_id, _ = _scheduled(api, saved, hours_ahead=8)
+    # Given a step held back 40 cascade hours (10 s here: long enough to see it held on a busy machine)
+    cascade_id, _ = _scheduled(api, saved, hours_ahead=40)
     wait_for("the step to be deferred", lambda: api.cascade(cascade_id)["steps"][1]["status"] == "deferred")
 
     # When it goes out
