@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -88,3 +89,26 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, every: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(every)
+
+
+# A step's timer in tests that assert "at once": 400 h is 100 s here, so an escalation that comes
+# even tens of seconds late on a busy machine is still told apart from the timer running out.
+LONG_WAIT = "400h"
+LONG_WAIT_HOURS = 400
+
+
+def long_waits(api: Api, saved: list[str], preset: str, *steps: int) -> str:
+    """A copy of scenario ``preset`` under its own id and trigger whose ``steps`` wait
+    :data:`LONG_WAIT`. Returns the trigger to send as the event's ``type``; ``saved`` deletes the
+    copy after the test."""
+    scenario = api.http.get(f"/v1/scenarios/{preset}").json()
+    for key in ("version", "source", "id"):
+        scenario.pop(key, None)
+    for index in steps:
+        scenario["steps"][index]["wait"] = LONG_WAIT
+    tag = uuid.uuid4().hex[:8]
+    trigger = f"{preset.replace('-', '_')}_{tag}.started"
+    resp = api.http.put(f"/v1/scenarios/{preset}-{tag}", json={**scenario, "trigger": trigger})
+    assert resp.status_code == 201, resp.text
+    saved.append(f"{preset}-{tag}")
+    return trigger

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,7 @@ from cascade.circuit import CircuitState, default_circuit
 from cascade.errors import PermanentSendError, RetryableSendError
 from cascade.models import RecipientIn
 from cascade.observability import logger, mask
-from cascade.planning import expired, hashed, pick_locale, real_seconds, ttl_seconds
+from cascade.planning import capped_waits, expired, hashed, pick_locale, real_seconds, ttl_seconds
 from cascade.rendering import holds, render, render_string, track_links
 from cascade.scenarios import CONTACT_FIELD, Scenario
 from cascade.settings import settings
@@ -26,14 +28,18 @@ from cascade.store import CascadeStore, default_store, now_iso
 
 def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None = None) -> str:
     """Run step ``index``. Returns what happened: sent, skipped, failed, closed or stopped."""
+    started = time.monotonic()  # the step's timer started when the workflow invoked us
     store = store or default_store()
     cascade = store.get(cascade_id)
     if cascade is None or cascade["status"] != "running":
         aws.resume(token, {"status": cascade["status"] if cascade else "missing"})
         return "stopped"
-    if index > 0 and cascade["steps"][index - 1]["status"] in ("pending", "sending"):
+    if index > 0 and cascade["steps"][index - 1]["status"] == "pending":
+        # Its timer ran out before it ran (a late invocation): it never will, and nothing went out.
+        store.set_step(cascade_id, index - 1, status="not_sent", reason="timer", only_from=("pending",))
+    elif index > 0 and cascade["steps"][index - 1]["status"] == "sending":
         # A previous attempt that died mid-send (or ran out of retries) left its step behind.
-        store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("pending", "sending"))
+        store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("sending",))
     scenario = Scenario.model_validate_json(cascade["scenario_json"], context={"stored": True})
     if scenario.ttl is not None and _expired(cascade, scenario, index):
         if store.finish(cascade_id, "expired", "ttl", now_iso()) is not None:
@@ -82,7 +88,8 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
                       _ttl_end(cascade, scenario))
     if name is None:
         reason = reasons[0]
-        if store.set_step(cascade_id, index, status="skipped", reason=reason, only_from=("pending", "deferred")):
+        if store.set_step(cascade_id, index, status="skipped", reason=reason, only_from=("pending", "deferred"),
+                          drop=("not_before",)):
             _touch(store, cascade, index, step.channel, "skipped", reason)
         logger.info("step skipped", reason=reason, **log)
         aws.escalate(token, reason)
@@ -96,10 +103,18 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
         return "stopped"
 
     reached_provider = False
+    # Retries never outlive the step: none starts after its timer (the next step may be out by then).
+    deadline = started + real_seconds(capped_waits(scenario)[index], settings().time_scale)
     try:
         message = adapter.prepare(_compose(store, cascade, scenario, index, to, adapter.max_length, context), store)
         reached_provider = True
-        sent = send_with_retries(adapter, message)
+        sent = send_with_retries(adapter, message, lambda: may_send(store, cascade_id, index, token), deadline)
+    except SendStopped as exc:
+        # The cascade ended, or the step's timer ran out and the next step took over (which marked
+        # this one failed), before this try: nothing went out.
+        store.set_step(cascade_id, index, status="not_sent", reason=exc.reason, only_from=("sending", "failed"))
+        logger.info("step not sent: the cascade stopped", reason=exc.reason, **log)
+        return "stopped"
     except (PermanentSendError, RetryableSendError) as exc:
         # Refused for good, or still failing after the retries: the next step goes out now.
         # Only the latter says the provider is unwell (a refusal is about this one recipient).
@@ -119,7 +134,9 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     circuit.succeeded(adapter.name, health)
     known.sent(adapter.name, to)
     now = now_iso()
-    store.set_step(cascade_id, index, status="sent", only_from=("sending",),
+    # "failed" too: a try already on its way when the next step gave up on this one still landed,
+    # and the record says what the customer got.
+    store.set_step(cascade_id, index, status="sent", only_from=("sending", "failed"), drop=("reason",),
                    provider_message_id=sent.provider_message_id, sent_at=now)
     ref = {"cascade_id": cascade_id, "step": index, "recipient_id": recipient["id"], "sent_at": now}
     store.put_message(adapter.name, sent.provider_message_id, ref)
@@ -165,10 +182,48 @@ SEND_ATTEMPTS = 3
 MAX_BACKOFF_SECONDS = 8.0
 
 
-def send_with_retries(adapter: Channel, message: Outgoing) -> Sent:
+class SendStopped(Exception):
+    """The step may no longer send (``reason``: the cascade's stop reason, or why the step ended)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def may_send(store: CascadeStore, cascade_id: str, index: int, token: str) -> str | None:
+    """None while step ``index`` may still go out: the cascade runs and the step is still ``sending``
+    under this task token. Otherwise why not (the cascade's stop reason or status, or ``timer`` when
+    the step's timer ran out and the next step took over). Read consistently, right before a try."""
+    cascade = store.get(cascade_id)
+    if cascade is None:
+        return "missing"
+    if cascade["status"] != "running":
+        return str(cascade.get("stop_reason") or cascade["status"])
+    if cascade["steps"][index]["status"] != "sending" or cascade.get("task_token") != token:
+        return "timer"
+    return None
+
+
+def still_waiting_on(store: CascadeStore, cascade_id: str, index: int) -> str | None:
+    """None while the cascade runs and waits on step ``index`` (a replacement message for a step
+    already sent may still go out); otherwise why not."""
+    cascade = store.get(cascade_id)
+    if cascade is None:
+        return "missing"
+    if cascade["status"] != "running":
+        return str(cascade.get("stop_reason") or cascade["status"])
+    return None if cascade.get("current_step") == index else "timer"
+
+
+def send_with_retries(adapter: Channel, message: Outgoing, check: Callable[[], str | None] | None = None,
+                      deadline: float | None = None) -> Sent:
     """Send, retrying throttling, 5xx and timeouts with capped exponential backoff; a provider's
-    Retry-After is honoured (up to the cap)."""
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+    Retry-After is honoured (up to the cap).
+
+    ``check`` is asked right before every try, the first included: a reason raises
+    :class:`SendStopped` and nothing goes out. No retry starts after ``deadline`` (``time.monotonic``,
+    the step's timer): the last error is raised instead."""
+    from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
     backoff = wait_exponential(multiplier=0.5, max=MAX_BACKOFF_SECONDS)
 
@@ -176,13 +231,24 @@ def send_with_retries(adapter: Channel, message: Outgoing) -> Sent:
         hinted = getattr(state.outcome.exception(), "retry_after", None) or 0
         return min(max(float(hinted), backoff(state)), MAX_BACKOFF_SECONDS)
 
+    def stop(state: Any) -> bool:  # after the last try, or when the next would start after the deadline
+        return bool(state.attempt_number >= SEND_ATTEMPTS
+                    or (deadline is not None and time.monotonic() + state.upcoming_sleep > deadline))
+
     def note(state: Any) -> None:
         logger.info("send failed, retrying", channel=adapter.name, attempt=state.attempt_number,
                     error=str(state.outcome.exception()))
 
-    retrying = Retrying(retry=retry_if_exception_type(RetryableSendError), stop=stop_after_attempt(SEND_ATTEMPTS),
-                        wait=wait, before_sleep=note, reraise=True)
-    return retrying(adapter.send, message)
+    def attempt(outgoing: Outgoing) -> Sent:
+        reason = check() if check is not None else None
+        if reason is not None:
+            raise SendStopped(reason)
+        return adapter.send(outgoing)
+
+    retrying = Retrying(retry=retry_if_exception_type(RetryableSendError),
+                        stop=stop, wait=wait, before_sleep=note,
+                        reraise=True)
+    return retrying(attempt, message)
 
 
 def outgoing(store: CascadeStore, cascade: dict[str, Any], index: int, adapter: Channel) -> Outgoing:
@@ -255,4 +321,4 @@ def _touch(store: CascadeStore, cascade: dict[str, Any], index: int, channel_nam
         **extra))
 
 
-__all__ = ["advance"]
+__all__ = ["SendStopped", "advance", "may_send", "send_with_retries", "still_waiting_on"]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 CascadeStatus = Literal["running", "succeeded", "exhausted", "expired", "cancelled", "failed"]
 StepStatus = Literal["pending", "deferred", "sent", "delivered", "read", "clicked", "replied", "confirmed", "failed",
-                     "skipped"]
+                     "skipped", "not_sent"]
 Purpose = Literal["transactional", "marketing"]
 
 # Checked by validators that say what is wrong in words (the patterns stay in /openapi.json).

@@ -226,7 +226,9 @@ def _finished(pk: str, sk: str, cascade: dict[str, Any]) -> dict[str, Any]:
         "started_at": cascade.get("created_at"),
         "steps": [_compact({"index": s.get("index"), "channel": s.get("channel"),
                             "status": "pending" if s.get("status") == "sending" else s.get("status"),
-                            "provider_message_id": s.get("provider_message_id"), "sent_at": s.get("sent_at")})
+                            "provider_message_id": s.get("provider_message_id"), "sent_at": s.get("sent_at"),
+                            # a step that never went out says why: the cascade's stop reason
+                            "reason": s.get("reason") if s.get("status") == "not_sent" else None})
                   for s in cascade.get("steps") or []],
     })
     return _compact(event)

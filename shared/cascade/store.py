@@ -166,8 +166,10 @@ class CascadeStore:
             self.db.update_item(
                 TableName=self.table,
                 Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
+                # A deferred step that goes out now keeps no stale deferral.
                 UpdateExpression=(f"SET steps[{index}].#st = :sending, steps[{index}].#ch = :ch, task_token = :tok, "
-                                  "current_step = :i, updated_at = :now"),
+                                  f"current_step = :i, updated_at = :now REMOVE steps[{index}].reason, "
+                                  f"steps[{index}].not_before"),
                 ConditionExpression=f"#status = :running AND steps[{index}].#st IN (:pending, :deferred)",
                 ExpressionAttributeNames={"#st": "status", "#status": "status", "#ch": "channel"},
                 ExpressionAttributeValues=_dump({":sending": "sending", ":tok": token, ":i": index, ":now": now,
@@ -181,8 +183,9 @@ class CascadeStore:
         return "claimed"
 
     def set_step(self, cascade_id: str, index: int, *, status: str, only_from: tuple[str, ...] = (),
-                 **fields: Any) -> bool:
-        """Set a step's status (and fields). With ``only_from``, only if its status is one of those."""
+                 drop: tuple[str, ...] = (), **fields: Any) -> bool:
+        """Set a step's status (and fields; ``drop``: fields to remove). With ``only_from``, only if
+        its status is one of those."""
         names = {"#st": "status"}
         values: dict[str, Any] = {":new": status}
         sets = [f"steps[{index}].#st = :new"]
@@ -192,6 +195,10 @@ class CascadeStore:
             names[f"#f{n}"] = key
             values[f":f{n}"] = value
             sets.append(f"steps[{index}].#f{n} = :f{n}")
+        removes = []
+        for n, key in enumerate(drop):
+            names[f"#d{n}"] = key
+            removes.append(f"steps[{index}].#d{n}")
         kwargs: dict[str, Any] = {}
         if only_from:
             placeholders = []
@@ -202,7 +209,7 @@ class CascadeStore:
         try:
             self.db.update_item(
                 TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
                 ExpressionAttributeNames=names, ExpressionAttributeValues=_dump(values), **kwargs,
             )
         except ClientError as exc:
@@ -214,8 +221,9 @@ class CascadeStore:
     def finish(self, cascade_id: str, status: str, reason: str | None, now: str,
                success_step: int | None = None) -> dict[str, Any] | None:
         """Move a running cascade to its final status (``success_step``: the step whose signal was
-        the success, for reports). Returns the cascade as it was, or None if it had already
-        finished (somebody else won)."""
+        the success, for reports). Steps that never ran (``pending``, ``deferred``) end ``not_sent``
+        with the stop reason (or the status) in the same write. Returns the cascade as it was, or
+        None if it had already finished (somebody else won)."""
         values: dict[str, Any] = {":running": "running", ":status": status, ":now": now}
         sets = ["#status = :status", "finished_at = :now", "updated_at = :now"]
         if reason is not None:
@@ -224,19 +232,33 @@ class CascadeStore:
         if success_step is not None:
             values[":step"] = success_step
             sets.append("success_step = :step")
-        # A finished cascade keeps no sealed secret data (an OTP code): nothing is left to render.
-        update = "SET " + ", ".join(sets) + " REMOVE task_token, secret_blob"
-        try:
-            resp = self.db.update_item(
-                TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
-                UpdateExpression=update, ConditionExpression="#status = :running",
-                ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues=_dump(values),
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if _failed_condition(exc):
+        for attempt in range(4):  # a step moved between our read and the write (deferred, skipped): again
+            current = self.get(cascade_id)
+            if current is None or current.get("status") != "running":
                 return None
-            raise
+            waiting = [s["index"] for s in current.get("steps", []) if s.get("status") in ("pending", "deferred")
+                       and attempt < 3]  # the last time, the cascade ends whatever its steps do
+            step_values = {":not_sent": "not_sent", ":why": reason or status, ":pending": "pending",
+                           ":deferred": "deferred"} if waiting else {}
+            step_sets = [f"steps[{i}].#st = :not_sent, steps[{i}].#why = :why" for i in waiting]
+            # A finished cascade keeps no sealed secret data (an OTP code): nothing is left to render.
+            update = ("SET " + ", ".join(sets + step_sets) + " REMOVE task_token, secret_blob"
+                      + "".join(f", steps[{i}].not_before" for i in waiting))
+            condition = " AND ".join(["#status = :running"] + [f"steps[{i}].#st IN (:pending, :deferred)"
+                                                               for i in waiting])
+            names = {"#status": "status", **({"#st": "status", "#why": "reason"} if waiting else {})}
+            try:
+                resp = self.db.update_item(
+                    TableName=self.table, Key=_dump({"pk": f"C#{cascade_id}", "sk": "C"}),
+                    UpdateExpression=update, ConditionExpression=condition, ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=_dump({**values, **step_values}), ReturnValues="ALL_OLD",
+                )
+                break
+            except ClientError as exc:
+                if not _failed_condition(exc):
+                    raise
+        else:
+            return None  # it kept failing with no step left to check: somebody else finished it
         old = _load(resp.get("Attributes"))
         if old:
             self.db.delete_item(TableName=self.table,

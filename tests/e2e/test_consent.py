@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TIME_SCALE, Api, wait_for
+from tests.conftest import LONG_WAIT_HOURS, TIME_SCALE, Api, long_waits, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -72,10 +72,13 @@ def _cancel(api: Api, cascade_id: str) -> None:
 
 # -- marketing needs consent ----------------------------------------------------------------------
 
-def test_a_marketing_cascade_without_consent_sends_nothing_and_ends_at_once(api: Api) -> None:
-    cascade_id = api.start(_cart({"id": _rid(), "email": "nobody@example.com", "phone": _phone()}))
-    view = _finished(api, cascade_id, timeout=15)
+def test_a_marketing_cascade_without_consent_sends_nothing_and_ends_at_once(api: Api, saved: list[str]) -> None:
+    # Every step waits 400 h (100 s here): ending at once is told from the timers on a busy machine.
+    trigger = long_waits(api, saved, "abandoned-cart", 0, 1, 2, 3)
+    cascade_id = api.start({**_cart({"id": _rid(), "email": "nobody@example.com", "phone": _phone()}), "type": trigger})
+    view = _finished(api, cascade_id)
     assert view["status"] == "exhausted"
+    assert _hours(view["created_at"], view["finished_at"]) < LONG_WAIT_HOURS / 2
     assert _skips(view) == [("skipped", "no_consent"), ("skipped", "no_contact"), ("skipped", "no_consent"),
                             ("skipped", "no_consent")]
     assert api.outbox(cascade_id) == []
@@ -108,10 +111,12 @@ def test_consent_recorded_through_the_api_serves_later_events_without_consent(ap
     _cancel(api, cascade_id)
 
 
-def test_a_refusal_recorded_through_the_api_skips_even_transactional_messages(api: Api) -> None:
+def test_a_refusal_recorded_through_the_api_skips_even_transactional_messages(api: Api, saved: list[str]) -> None:
     rid = _rid()
     _grant(api, rid, "sms", "transactional", granted=False)
-    view = _finished(api, api.start(_delivery_failed({"id": rid, "phone": _phone()})), timeout=15)
+    # Long timers: each step is skipped by its own run, never overtaken by a 1 s timer on a busy machine.
+    trigger = long_waits(api, saved, "delivery-failed", 0, 1, 2)
+    view = _finished(api, api.start({**_delivery_failed({"id": rid, "phone": _phone()}), "type": trigger}))
     assert view["status"] == "exhausted"
     assert _skips(view)[:3] == [("skipped", "opted_out")] * 3
     assert _consent(api, rid)["sms"]["transactional"]["granted"] is False
@@ -136,15 +141,18 @@ def test_the_consent_api_validates_and_is_described(api: Api) -> None:
 
 # -- STOP ------------------------------------------------------------------------------------------
 
-def test_stop_by_sms_opts_out_of_sms_moves_the_cascade_on_at_once_until_consent_is_granted(api: Api) -> None:
+def test_stop_by_sms_opts_out_of_sms_moves_the_cascade_on_at_once_until_consent_is_granted(
+        api: Api, saved: list[str]) -> None:
     rid, phone = _rid(), _phone()
-    cascade_id = api.start(_delivery_failed({"id": rid, "phone": phone}))
-    second = _sent(api, cascade_id, "sms", count=2)[1]  # the second SMS waits 22 h for an answer
+    # The second SMS waits 400 h (100 s here) for an answer: "at once" is told from it on a busy machine.
+    trigger = long_waits(api, saved, "delivery-failed", 1)
+    cascade_id = api.start({**_delivery_failed({"id": rid, "phone": phone}), "type": trigger})
+    second = _sent(api, cascade_id, "sms", count=2)[1]
     assert api.simulate(second["provider_message_id"], "replied", text=" stop ").status_code == 200
     view = _finished(api, cascade_id)
-    # Not a success reply: the later SMS steps are skipped and the cascade ends without waiting 22 h.
+    # Not a success reply: the later SMS steps are skipped and the cascade ends without waiting.
     assert view["status"] == "exhausted"
-    assert _hours(second["sent_at"], view["finished_at"]) < 11
+    assert _hours(second["sent_at"], view["finished_at"]) < LONG_WAIT_HOURS / 2
     assert view["steps"][1]["status"] == "sent" and view["steps"][1]["reason"] == "opted_out"
     assert view["steps"][1]["reply"] == "stop"
     assert _skips(view)[2] == ("skipped", "opted_out")
@@ -155,7 +163,9 @@ def test_stop_by_sms_opts_out_of_sms_moves_the_cascade_on_at_once_until_consent_
     assert sms["opted_out"] is True and sms["opted_out_via"] == "reply" and sms["opted_out_at"]
 
     # A later cascade sends no SMS at all...
-    later = _finished(api, api.start(_delivery_failed({"id": rid, "phone": phone})), timeout=15)
+    # (long timers: each step is skipped by its own run, never overtaken by a 1 s timer on a busy machine)
+    skipping = long_waits(api, saved, "delivery-failed", 0, 1, 2)
+    later = _finished(api, api.start({**_delivery_failed({"id": rid, "phone": phone}), "type": skipping}))
     assert _skips(later)[:3] == [("skipped", "opted_out")] * 3
     assert api.outbox(later["cascade_id"]) == []
     # ...until the recipient grants consent again.
@@ -230,13 +240,15 @@ def test_the_telegram_stop_command_opts_out_of_telegram(api: Api) -> None:
 
 # -- the email's one-click unsubscribe -----------------------------------------------------------
 
-def test_one_click_unsubscribe_skips_later_emails_and_opening_the_link_changes_nothing(api: Api) -> None:
+def test_one_click_unsubscribe_skips_later_emails_and_opening_the_link_changes_nothing(
+        api: Api, saved: list[str]) -> None:
     from cascade.local import mail
 
     rid = _rid()
     recipient = {"id": rid, "email": "sam@example.com", "phone": _phone(), "consent": {"marketing": True}}
-    cascade_id = api.start(_cart(recipient))
-    email = _sent(api, cascade_id, "email")[0]  # waits 24 h for an open
+    # The email waits 400 h (100 s here) for an open: "at once" is told from it on a busy machine.
+    cascade_id = api.start({**_cart(recipient), "type": long_waits(api, saved, "abandoned-cart", 0)})
+    email = _sent(api, cascade_id, "email")[0]
     headers = mail.headers(email["provider_message_id"])
     assert headers["list-unsubscribe-post"] == "List-Unsubscribe=One-Click"
     link = headers["list-unsubscribe"].strip("<>")
@@ -251,7 +263,7 @@ def test_one_click_unsubscribe_skips_later_emails_and_opening_the_link_changes_n
     # The mail client's one-click POST: the email opt-out; the cascade moves on to SMS at once.
     assert api.simulate(email["provider_message_id"], "unsubscribed").status_code == 200
     sms = _sent(api, cascade_id, "sms")[0]
-    assert _hours(email["sent_at"], sms["sent_at"]) < 12
+    assert _hours(email["sent_at"], sms["sent_at"]) < LONG_WAIT_HOURS / 2
     view = api.cascade(cascade_id)
     assert view["steps"][0]["reason"] == "opted_out" and view["status"] == "running"
     channels = _consent(api, rid)

@@ -387,7 +387,7 @@ def test_a_cascade_timeline_and_the_customer_card(api: Api, browser: Browser, sc
         assert b.text(f"{p}-status") == step["status"]
         if step["sent_at"]:
             assert b.text(f"{p}-sent-at") == _time(step["sent_at"])
-    assert [s["status"] for s in view["steps"]] == ["sent", "read", "pending"]
+    assert [s["status"] for s in view["steps"]] == ["sent", "read", "not_sent"]
     # The Telegram step's own story: sent, then the button press.
     wait_for("the step's events", lambda: b.by("cascade-step-1-events").count() == 1)
     assert b.text("cascade-step-1-event-0-kind") == "sent"

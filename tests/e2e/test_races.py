@@ -42,7 +42,7 @@ def test_a_timer_that_fires_after_a_stop_sends_nothing(api: Api, stack: Any) -> 
     assert _run_step(stack, cascade_id, 1) == {"outcome": "stopped"}
     assert _run_step(stack, cascade_id, 2) == {"outcome": "stopped"}
     assert api.outbox(cascade_id) == before  # the late timers sent nothing
-    assert api.cascade(cascade_id)["steps"][2]["status"] == "pending"
+    assert api.cascade(cascade_id)["steps"][2]["status"] == "not_sent"  # for good: the cancel ended it
 
 
 def test_stop_and_timer_together_never_send_after_the_stop(api: Api, stack: Any) -> None:

@@ -113,7 +113,8 @@ def test_the_report_counts_what_the_outbox_and_the_signals_say(api: Api, scenari
     assert totals["reach"] == pytest.approx(0.5, abs=1e-4)
     assert totals["cost"] == pytest.approx(_expected_cost(messages), abs=1e-6)
     assert totals["cost_per_success"] == pytest.approx(totals["cost"] / 2, abs=1e-6)
-    assert totals["median_time_to_success_s"] is not None and totals["median_time_to_success_s"] < 30 * 3600
+    # One read at once, one click after the email's 24 h: within the two steps' 48 h, however busy the machine.
+    assert totals["median_time_to_success_s"] is not None and totals["median_time_to_success_s"] < 48 * 3600
     assert report["ended"] == {"succeeded": 2, "exhausted": 4}
 
     rows = {(s["index"], s["channel"]): s for s in report["steps"]}

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TIME_SCALE, Api, wait_for
+from tests.conftest import LONG_WAIT_HOURS, TIME_SCALE, Api, long_waits, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -121,15 +121,16 @@ def test_an_answered_call_is_delivered_and_the_cascade_waits_for_a_key(api: Api)
 
 
 @pytest.mark.parametrize("ending", ["busy", "no-answer"])
-def test_a_call_nobody_takes_fails_and_the_last_step_closes_at_once(api: Api, ending: str) -> None:
-    cascade_id = api.start(_cart())
+def test_a_call_nobody_takes_fails_and_the_last_step_closes_at_once(api: Api, ending: str, saved: list[str]) -> None:
+    # The call step waits 400 h (100 s here): "at once" is told from its timer on a busy machine.
+    cascade_id = api.start({**_cart(), "type": long_waits(api, saved, "abandoned-cart", 3)})
     call = _sent(api, cascade_id, "voice")
     assert api.simulate(call["provider_message_id"], "failed", text=ending).status_code == 200
     view = wait_for("the cascade to end", lambda: _finished(api, cascade_id))
     assert view["steps"][3]["status"] == "failed" and view["steps"][3]["reason"] == "provider_reported"
-    # Nothing is left to try: it ends now, not after the call step's 24 h wait.
+    # Nothing is left to try: it ends now, not after the call step's wait.
     assert (view["status"], view["stop_reason"]) == ("exhausted", None)
-    assert _hours(call["sent_at"], view["finished_at"]) < 12
+    assert _hours(call["sent_at"], view["finished_at"]) < LONG_WAIT_HOURS / 2
 
 
 def test_a_forged_or_unsigned_twilio_webhook_is_refused_and_changes_nothing(api: Api, twilio: Any) -> None:
@@ -248,16 +249,10 @@ def test_a_twilio_429_on_an_sms_is_retried_and_it_goes_out_once(api: Api) -> Non
     api.http.post(f"/v1/cascades/{cascade_id}/cancel")
 
 
-def test_a_refused_twilio_sms_escalates_to_the_call_at_once(api: Api) -> None:
-    # The cart cascade with a 24 h SMS wait (2 h is half a real second here: too close to tell
+def test_a_refused_twilio_sms_escalates_to_the_call_at_once(api: Api, saved: list[str]) -> None:
+    # The cart cascade with a 400 h SMS wait (2 h is half a real second here: too close to tell
     # "at once" from "after the wait" on a busy machine).
-    cart = api.http.get("/v1/scenarios/abandoned-cart").json()
-    for key in ("version", "source", "id"):
-        cart.pop(key)
-    cart["steps"][2]["wait"] = "24h"
-    trigger = f"cart_{uuid.uuid4().hex[:8]}.abandoned"
-    scenario_id = f"cart-{uuid.uuid4().hex[:8]}"
-    assert api.http.put(f"/v1/scenarios/{scenario_id}", json={**cart, "trigger": trigger}).status_code == 201
+    trigger = long_waits(api, saved, "abandoned-cart", 2)
     _fault(api, "sms", "reject")
     event = {**_cart(), "type": trigger}
     cascade_id = api.start(event)
@@ -267,17 +262,17 @@ def test_a_refused_twilio_sms_escalates_to_the_call_at_once(api: Api) -> None:
     assert [m["channel"] for m in api.outbox(cascade_id)] == ["voice"]
     touches = api.http.get(f"/v1/recipients/{event['recipient']['id']}/timeline").json()["touches"]
     failed = next(t for t in touches if (t["channel"], t["kind"]) == ("sms", "failed"))
-    # Not after the SMS step's 24 h wait.
-    assert _hours(failed["at"], call["sent_at"]) < 12
+    # Not after the SMS step's wait.
+    assert _hours(failed["at"], call["sent_at"]) < LONG_WAIT_HOURS / 2
     api.http.post(f"/v1/cascades/{cascade_id}/cancel")
-    assert api.http.delete(f"/v1/scenarios/{scenario_id}").status_code == 204
 
 
-def test_a_refused_call_on_the_last_step_closes_the_cascade_at_once(api: Api) -> None:
+def test_a_refused_call_on_the_last_step_closes_the_cascade_at_once(api: Api, saved: list[str]) -> None:
+    trigger = long_waits(api, saved, "abandoned-cart", 3)  # the call waits 400 h (100 s here)
     _fault(api, "voice", "reject")
-    cascade_id = api.start(_cart())
+    cascade_id = api.start({**_cart(), "type": trigger})
     sms = _sent(api, cascade_id, "sms")
     view = wait_for("the cascade to end", lambda: _finished(api, cascade_id))
     assert view["status"] == "exhausted"
     assert view["steps"][3]["status"] == "failed" and "21211" in view["steps"][3]["reason"]
-    assert _hours(sms["sent_at"], view["finished_at"]) < 2 + 12  # the SMS's wait, not the call's 24 h
+    assert _hours(sms["sent_at"], view["finished_at"]) < LONG_WAIT_HOURS / 2  # the SMS's 2 h, not the call's wait

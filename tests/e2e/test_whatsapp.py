@@ -18,7 +18,7 @@ import httpx
 import phonenumbers
 import pytest
 
-from tests.conftest import TIME_SCALE, Api, wait_for
+from tests.conftest import LONG_WAIT_HOURS, TIME_SCALE, Api, long_waits, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -167,14 +167,15 @@ def test_a_customer_reply_stops_the_cascade_as_replied(api: Api, stack: Any, wa:
     assert ("whatsapp", "replied") in [(t["channel"], t["status"]) for t in touches if t["kind"] == "signal"]
 
 
-def test_a_failed_status_escalates_to_sms_at_once(api: Api) -> None:
-    cascade_id = api.start(_cart(_number()))
+def test_a_failed_status_escalates_to_sms_at_once(api: Api, saved: list[str]) -> None:
+    # The WhatsApp step waits 400 h (100 s here): "at once" is told from its timer on a busy machine.
+    cascade_id = api.start({**_cart(_number()), "type": long_waits(api, saved, "abandoned-cart", 1)})
     message = _whatsapp(api, cascade_id)[0]
     assert api.simulate(message["provider_message_id"], "failed", code=131049).status_code == 200
     sms = wait_for("the SMS", lambda: [m for m in api.outbox(cascade_id) if m["channel"] == "sms"])[0]
     view = api.cascade(cascade_id)
     assert view["steps"][1]["status"] == "failed" and view["status"] == "running"
-    assert _hours_between(message["sent_at"], sms["sent_at"]) < 3  # not after the step's 6 h
+    assert _hours_between(message["sent_at"], sms["sent_at"]) < LONG_WAIT_HOURS / 2  # not after the step's timer
     _cancel(api, cascade_id)
 
 
@@ -189,10 +190,12 @@ def test_an_undeliverable_number_fails_the_step_and_the_sms_follows(api: Api) ->
 
 
 @pytest.mark.parametrize("mode", ["500", "429"])
-def test_a_passing_cloud_api_error_is_retried_and_the_message_goes_out_once(api: Api, wa: Any, mode: str) -> None:
+def test_a_passing_cloud_api_error_is_retried_and_the_message_goes_out_once(api: Api, wa: Any, mode: str,
+                                                                          saved: list[str]) -> None:
     number = _number()
+    trigger = long_waits(api, saved, "abandoned-cart", 1)  # retries stay within the step's timer: a long one
     assert api.http.post("/local/faults", json={"channel": "whatsapp", "mode": mode, "count": 1}).status_code == 200
-    cascade_id = api.start(_cart(number))
+    cascade_id = api.start({**_cart(number), "type": trigger})
     view = _step(api, cascade_id, 1, "sent", "delivered")
     assert view["status"] == "running"
     assert len(_whatsapp(api, cascade_id)) == 1 and len(_sent_to(wa, number)) == 1
@@ -284,9 +287,10 @@ def test_a_signed_batch_with_an_unusable_part_is_answered_200_and_the_rest_count
     assert view["steps"][1]["status"] == "read"
 
 
-def test_local_simulate_plays_a_reply_from_a_customer_with_a_username(api: Api, wa: Any) -> None:
+def test_local_simulate_plays_a_reply_from_a_customer_with_a_username(api: Api, wa: Any, saved: list[str]) -> None:
     number = _number()
-    cascade_id = api.start(_cart(number))
+    # A long WhatsApp timer: the preset's 6 h is 1.5 s here, which a busy machine can overrun before the send.
+    cascade_id = api.start({**_cart(number), "type": long_waits(api, saved, "abandoned-cart", 1)})
     message = _whatsapp(api, cascade_id)[0]
     assert api.simulate(message["provider_message_id"], "replied", text="Yes", username="").status_code == 422
     resp = api.simulate(message["provider_message_id"], "replied", text="Yes", username="sam.shops")

@@ -498,7 +498,10 @@ def send_template_instead(status: Status, ref: dict[str, Any], store: CascadeSto
     adapter = channel("whatsapp")
     try:
         message = engine.outgoing(store, cascade, index, adapter)
-        sent = engine.send_with_retries(adapter, replace(message, context={**message.context, MODE_KEY: "template"}))
+        sent = engine.send_with_retries(adapter, replace(message, context={**message.context, MODE_KEY: "template"}),
+                                        lambda: engine.still_waiting_on(store, cascade_id, index))
+    except engine.SendStopped:
+        return True  # the cascade stopped or moved on before the template went out: nothing to do
     except SendError as exc:
         logger.warning("whatsapp template after 131047 failed", cascade_id=cascade_id, step=index, error=str(exc))
         return False
