@@ -39,6 +39,16 @@ def test_every_http_route_the_issue_names_is_in_the_template() -> None:
             ("POST", "/webhooks/twilio/sms"), ("POST", "/webhooks/operator")} <= routes
 
 
+def test_a_request_no_route_matches_reaches_the_api_for_a_json_404_or_405() -> None:
+    out = _python("""
+        import json
+        from cascade.local import template
+        body = template.translate(template.load(), bucket="b")["Resources"]["HttpApi"]["Properties"]["Body"]
+        print(json.dumps(body["paths"]["$default"]["x-amazon-apigateway-any-method"]))
+    """)
+    assert "ApiFunction" in json.loads(out)["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+
+
 def test_the_translated_template_creates_a_stack_in_moto() -> None:
     out = _python("""
         import json, boto3

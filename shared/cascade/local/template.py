@@ -36,7 +36,8 @@ def http_routes(template: dict[str, Any]) -> list[tuple[str, str, str]]:
         if res["Type"] != "AWS::Serverless::Function":
             continue
         for event in (res["Properties"].get("Events") or {}).values():
-            if event["Type"] == "HttpApi":
+            # The $default route (no Path) is the gateway's own answer here: see LocalStack._handle.
+            if event["Type"] == "HttpApi" and "Path" in event["Properties"]:
                 routes.append((event["Properties"]["Method"].upper(), event["Properties"]["Path"], logical_id))
     return routes
 
