@@ -1,6 +1,6 @@
 """Nothing a stream consumer gives up on is lost: on the local stack, a CRM event that fails every
 try ends, after the mapping's retries, as an on-failure record in the failed-events queue (the
-batch's place in the stream, as Lambda writes it), and ``python -m cascade.redrive`` reads those
+batch's place in the stream, as Lambda writes it), and ``python -m cascade.aws_redrive`` reads those
 records back from the stream and delivers them; an SES event the SNS-fed function gave up on is
 redriven as it was, and stops its cascade."""
 
@@ -14,9 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
+from cascade.aws_redrive import Redrive
 from cascade.channels.crm import ATTEMPTS
 from cascade.local import template
-from cascade.redrive import Redrive
 from tests.conftest import Api, wait_for
 
 pytestmark = pytest.mark.stack

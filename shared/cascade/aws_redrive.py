@@ -1,6 +1,6 @@
 """Give what is waiting in the failed-events queue to its function again, then delete it.
 
-``python -m cascade.redrive <FailedEventsQueueUrl> [--dry-run]`` (AWS credentials and region from
+``python -m cascade.aws_redrive <FailedEventsQueueUrl> [--dry-run]`` (AWS credentials and region from
 the environment, as for the AWS CLI). Two kinds of message wait there, both Lambda on-failure
 records naming the function (``requestContext.functionArn``):
 
@@ -109,7 +109,7 @@ def _as_lambda_event(raw: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
-    parser = argparse.ArgumentParser(prog="python -m cascade.redrive", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cascade.aws_redrive", description=__doc__.split("\n")[0])
     parser.add_argument("queue_url", help="the stack's FailedEventsQueueUrl output")
     parser.add_argument("--dry-run", action="store_true", help="read everything back, invoke nothing, delete nothing")
     args = parser.parse_args(argv)
