@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -58,6 +59,24 @@ class Api:
     def simulate(self, provider_message_id: str, signal: str, **extra: Any) -> httpx.Response:
         return self.http.post("/local/simulate", json={"provider_message_id": provider_message_id, "signal": signal,
                                                        **extra})
+
+    def post_together(self, body: dict[str, Any], clients: int = 8) -> list[httpx.Response]:
+        """The same event from ``clients`` clients at once (a webhook retried while the first is
+        in flight), each on its own connection."""
+        answers: list[httpx.Response] = []
+        go = threading.Barrier(clients)
+
+        def post() -> None:
+            go.wait()
+            answers.append(httpx.post(f"{self.base}/v1/events", json=body, timeout=60,
+                                      headers={"Authorization": self.http.headers["Authorization"]}))
+
+        threads = [threading.Thread(target=post) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return answers
 
     def start(self, body: dict[str, Any]) -> str:
         resp = self.post_event(body)

@@ -195,10 +195,8 @@ def may_send(store: CascadeStore, cascade_id: str, index: int, token: str) -> st
     under this task token. Otherwise why not (the cascade's stop reason or status, or ``timer`` when
     the step's timer ran out and the next step took over). Read consistently, right before a try."""
     cascade = store.get(cascade_id)
-    if cascade is None:
-        return "missing"
-    if cascade["status"] != "running":
-        return str(cascade.get("stop_reason") or cascade["status"])
+    if cascade is None or cascade["status"] != "running":
+        return _ended(cascade)
     if cascade["steps"][index]["status"] != "sending" or cascade.get("task_token") != token:
         return "timer"
     return None
@@ -208,11 +206,16 @@ def still_waiting_on(store: CascadeStore, cascade_id: str, index: int) -> str | 
     """None while the cascade runs and waits on step ``index`` (a replacement message for a step
     already sent may still go out); otherwise why not."""
     cascade = store.get(cascade_id)
+    if cascade is None or cascade["status"] != "running":
+        return _ended(cascade)
+    return None if cascade.get("current_step") == index else "timer"
+
+
+def _ended(cascade: dict[str, Any] | None) -> str:
+    """Why a cascade that no longer runs sends nothing more: its stop reason, else its status."""
     if cascade is None:
         return "missing"
-    if cascade["status"] != "running":
-        return str(cascade.get("stop_reason") or cascade["status"])
-    return None if cascade.get("current_step") == index else "timer"
+    return str(cascade.get("stop_reason") or cascade["status"])
 
 
 def send_with_retries(adapter: Channel, message: Outgoing, check: Callable[[], str | None] | None = None,

@@ -6,11 +6,9 @@ trigger starts a new one."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import Api, wait_for
@@ -53,19 +51,7 @@ def test_a_retried_trigger_joins_the_running_cascade_and_sends_nothing_twice(api
 
 def test_identical_triggers_posted_together_start_one_cascade(api: Api) -> None:
     event = _delivery_failed()
-    answers: list[httpx.Response] = []
-    go = threading.Barrier(8)
-
-    def post() -> None:
-        go.wait()
-        answers.append(httpx.post(f"{api.base}/v1/events", json=event, timeout=60,
-                                  headers={"Authorization": api.http.headers["Authorization"]}))
-
-    threads = [threading.Thread(target=post) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = api.post_together(event)
     assert [a.status_code for a in answers] == [202] * 8, [a.text for a in answers]
     ids = {a.json()["cascade_id"] for a in answers}
     assert len(ids) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any
 
@@ -74,17 +73,7 @@ def test_a_body_over_256_kb_is_413(api: Api) -> None:
 def test_concurrent_duplicates_start_one_cascade_and_send_once(api: Api) -> None:
     event = delivery_event()
     event["idempotency_key"] = f"dup-{uuid.uuid4()}"
-    answers: list[httpx.Response] = []
-
-    def post() -> None:
-        answers.append(httpx.post(f"{api.base}/v1/events", json=event, timeout=60,
-                                  headers={"Authorization": api.http.headers["Authorization"]}))
-
-    threads = [threading.Thread(target=post) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = api.post_together(event)
     assert [a.status_code for a in answers] == [202] * 8
     ids = {a.json()["cascade_id"] for a in answers}
     assert len(ids) == 1
