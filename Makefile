@@ -2,20 +2,28 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+# Two stamps: `make run` installs the runtime and the local stack only (extra "local"); `make test`
+# adds the dev tools (extra "dev", which includes "local"). Either one done stays done.
+LOCAL  := $(VENV)/.installed-local-$(SUM)
+STAMP  := $(VENV)/.installed-dev-$(SUM)
 SAMVENV := .venv-sam
 CHECKOVVENV := .venv-checkov
 
 .PHONY: install run test lint typecheck bench validate build checkov clean
 
-$(STAMP): pyproject.toml
+$(LOCAL): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[local]"
+	@rm -f $(VENV)/.installed-* && touch $(LOCAL)
+
+$(STAMP): $(LOCAL)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
-	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP)  ## everything: the local stack and the dev tools
 
-run: $(STAMP)  ## the local stack on http://127.0.0.1:$$PORT (default 3000)
+run: $(LOCAL)  ## the local stack on http://127.0.0.1:$$PORT (default 3000)
 	$(BIN)/python -m cascade.local
 
 test: $(STAMP) $(SAMVENV)/bin/sam $(CHECKOVVENV)/bin/checkov lint validate  ## lint and sam validate, then every test (sam build and checkov included)
