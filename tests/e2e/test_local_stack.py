@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -135,6 +138,7 @@ def test_each_log_line_names_the_function_that_wrote_it(api: Api, stack: Any,
         return lambda http: http.post(f"/v1/recipients/log-{run}-{i}/bind/telegram").status_code
 
     jobs = [post(i) if i % 2 else bind(i) for i in range(80)]
+    ingest_before = stack_environments(stack, "IngestFunction")
     assert set(_in_parallel(12, jobs, api.base)) == {200, 202}
     wait_for("the first steps' log lines",
              lambda: sum(1 for line in list(log_lines) if line.get("message") == "step sent") >= 10, timeout=60)
@@ -146,6 +150,66 @@ def test_each_log_line_names_the_function_that_wrote_it(api: Api, stack: Any,
     assert len(started) == 40
     assert {line.get("function_name") for line in started} == {ingest}
     assert {line.get("function_name") for line in steps} == {step}
+    # Each line's context is its own function's, as Lambda gives it (ARN and memory included).
+    for line in started + steps:
+        logical = "IngestFunction" if line["function_name"] == ingest else "StepFunction"
+        assert line["function_arn"] == stack.deployed.arns[logical]
+    # A cold start is each execution environment's first invocation, not the process's.
+    cold = [line for line in started if line["cold_start"]]
+    assert len(cold) == stack_environments(stack, "IngestFunction") - ingest_before
+
+
+def stack_environments(stack: Any, logical: str) -> int:
+    from cascade.local import lambdas
+
+    return lambdas.environments().get(stack.functions[logical], 0)
+
+
+def test_functions_run_by_a_stream_or_a_topic_log_in_their_own_name(
+        api: Api, stack: Any, log_lines: list[dict[str, Any]]) -> None:
+    """The CRM function (fed by the table's stream) and the AWS events function (subscribed to the
+    inbound SMS topic) each log in their own name, ARN and memory size, not in a made-up or another's."""
+    crm = stack.standin("crm")
+    # A secret the CRM does not know: it refuses each event, and the CRM function says so.
+    assert api.http.put("/v1/webhooks", json={"url": crm.endpoint, "secret": "not-the-crm-secret-0"}).status_code == 200
+    try:
+        run = uuid.uuid4().hex[:8]
+        cascade_id = api.start({"type": "delivery.failed", "recipient": {"id": f"log-{run}", "phone": "+77011234567"},
+                                "data": {"order_id": run, "reschedule_url": "https://shop.test/r"}})
+        sms = wait_for("the SMS", lambda: next((m for m in api.outbox(cascade_id) if m["channel"] == "sms"), None))
+        assert api.simulate(sms["provider_message_id"], "replied", text="OK").status_code == 200
+        wait_for("the CRM function's line", lambda: any(
+            line.get("message") == "crm refused the event: dropped" and line.get("cascade_id") == cascade_id
+            for line in list(log_lines)), timeout=60)
+    finally:
+        assert api.http.delete("/v1/webhooks").status_code == 204
+    lines = list(log_lines)
+    refused = [line for line in lines if line.get("message") == "crm refused the event: dropped"]
+    signal = [line for line in lines if line.get("message") == "signal" and line.get("cascade_id") == cascade_id]
+    outbound, events = stack.functions["OutboundFunction"], stack.functions["AwsEventsFunction"]
+    assert refused and {(line["function_name"], line["function_arn"], line["function_memory_size"])
+                        for line in refused} == {(outbound, stack.deployed.arns["OutboundFunction"], 256)}
+    assert [(line["function_name"], line["function_arn"]) for line in signal] == [
+        (events, stack.deployed.arns["AwsEventsFunction"])]
+
+
+@pytest.mark.parametrize(("port", "expected"), [
+    ("taken", "port {port} is in use: set PORT={next} make run"),
+    ("3x", "PORT=3x is not a port number: set PORT=3000 make run"),
+])
+def test_a_busy_or_bad_port_is_one_line_that_names_port(port: str, expected: str) -> None:
+    """`make run` on a port another program holds: one line that says which and what to set, a
+    non-zero exit, no traceback (and nothing started)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        number = taken.getsockname()[1]
+        value = str(number) if port == "taken" else port
+        done = subprocess.run([sys.executable, "-m", "cascade.local"], cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "PORT": value}, timeout=120, check=False)
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [expected.format(port=number, next=number + 1)]
 
 
 def test_a_burst_of_new_connections_is_accepted_and_answered(api: Api) -> None:

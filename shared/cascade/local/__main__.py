@@ -2,18 +2,57 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
+import sys
 import threading
 
 from cascade.local.stack import LocalStack
 
 
+def _bind_error(port: int) -> OSError | None:
+    """Why the gateway could not listen on ``port`` (it binds loopback with SO_REUSEADDR), or None."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _refused(port: int, exc: OSError) -> str:
+    """One line that names PORT: what ``make run`` prints instead of a traceback."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} is in use: set PORT={port + 1 if port < 65535 else 3000} make run"
+    return f"cannot listen on port {port} ({exc.strerror}): set PORT=3000 make run"
+
+
+def _port() -> int:
+    """``PORT``, checked before anything starts."""
+    raw = os.environ.get("PORT", "3000").strip()
+    if not raw.isdigit() or int(raw) > 65535:
+        sys.exit(f"PORT={raw} is not a port number: set PORT=3000 make run")
+    port = int(raw)
+    error = _bind_error(port)
+    if error is not None:
+        sys.exit(_refused(port, error))
+    return port
+
+
 def main() -> None:
-    stack = LocalStack(port=int(os.environ.get("PORT", "3000")),
-                       api_key=os.environ.get("CASCADE_API_KEY", "local-dev-key"),
-                       time_scale=float(os.environ.get("CASCADE_TIME_SCALE", "60")),
-                       sms_provider=os.environ.get("SMS_PROVIDER", "sns")).start()
+    port = _port()
+    try:
+        stack = LocalStack(port=port,
+                           api_key=os.environ.get("CASCADE_API_KEY", "local-dev-key"),
+                           time_scale=float(os.environ.get("CASCADE_TIME_SCALE", "60")),
+                           sms_provider=os.environ.get("SMS_PROVIDER", "sns")).start()
+    except OSError as exc:  # taken by another process while the stack was starting
+        if exc.errno != errno.EADDRINUSE or _bind_error(port) is None:
+            raise
+        sys.exit(_refused(port, exc))
     providers = "\n".join(f"  {s.name:<14} {s.url}" for s in stack.standins if s.url)
     crm = stack.standin("crm")
     print(f"""

@@ -55,6 +55,7 @@ class _Pool:
         """The handler of a free environment, held for one invocation."""
         with self.lock:
             module = self.idle.pop() if self.idle else None
+        _invocation.cold_start = module is None  # what the logger reports as this invocation's cold_start
         if module is None:
             module = self._load()
         try:
@@ -68,6 +69,8 @@ log = logging.getLogger("cascade.local.lambdas")
 REGISTRY: dict[str, FunctionSpec] = {}
 _pools: dict[str, _Pool] = {}
 _lock = threading.Lock()
+# Per thread: whether the invocation running on it is its environment's first (Lambda's cold start).
+_invocation = threading.local()
 
 
 class LocalContext:
@@ -82,6 +85,12 @@ class LocalContext:
         self.log_group_name = f"/aws/lambda/{name}"
         self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout_s
+
+    @classmethod
+    def of(cls, function: Any) -> LocalContext:
+        """The context of an invocation of ``function`` (moto's record of it: ARN, memory, timeout)."""
+        return cls(function.function_name, function.function_arn, int(function.memory_size or 128),
+                   int(function.timeout or 3))
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -106,7 +115,7 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
         response_headers["x-amz-function-error"] = "Unhandled"
         return json.dumps({"errorType": "ResourceNotFound", "errorMessage": f"no local code for {self.function_name}"})
     event = json.loads(body) if body else {}
-    context = LocalContext(self.function_name, self.function_arn, int(self.memory_size or 128), int(self.timeout or 3))
+    context = LocalContext.of(self)
     try:
         with _pool(self.function_name).environment() as handler:
             result = handler(event, context)
@@ -119,8 +128,14 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
 
 
 def run(function_name: str, event: dict[str, Any]) -> Any:
-    """Run a function's handler in this process (an event source mapping's invocation)."""
-    context = LocalContext(function_name, f"arn:aws:lambda:local:function:{function_name}", 512, 60)
+    """Run a function's handler in this process (an event source mapping's invocation), with the
+    context Lambda gives it: the function's own ARN, memory and timeout."""
+    from moto.awslambda.models import lambda_backends
+
+    from cascade.local.deploy import ACCOUNT
+
+    function = lambda_backends[ACCOUNT][os.environ["AWS_REGION"]].get_function(function_name)
+    context = LocalContext.of(function)
     with _pool(function_name).environment() as handler:
         return handler(event, context)
 
@@ -136,10 +151,20 @@ def share_environment(envs: Any) -> None:
     os.environ.update(merged)
 
 
+def _cold_start() -> bool:
+    """Powertools' logger asks once per invocation; it keeps one flag per process, Lambda has one
+    per execution environment, and here each environment is a module in this process."""
+    cold = bool(getattr(_invocation, "cold_start", False))
+    _invocation.cold_start = False
+    return cold
+
+
 def install() -> None:
     from moto.awslambda.models import LambdaFunction
 
     LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
+    powertools_logger: Any = importlib.import_module("aws_lambda_powertools.logging.logger")
+    powertools_logger._is_cold_start = _cold_start
 
 
 __all__ = ["REGISTRY", "FunctionSpec", "LocalContext", "environments", "install", "run", "share_environment"]
