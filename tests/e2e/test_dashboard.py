@@ -33,6 +33,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 COUNTERS = ("sent", "delivered", "read", "clicked", "replied", "confirmed", "failed", "skipped", "suppressed",
             "successes")
+WIDTH = 1280  # a laptop's browser window: every page must fit it
 
 
 # ---- the page's formatting rules (app.js), to read what it shows ----------------------------
@@ -114,6 +115,22 @@ class Browser:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
+    def overflow(self) -> dict[str, Any]:
+        """What sticks out sideways: the page past the window, and any table, chart, card or figure
+        wider than its own box (a table that scrolls inside its card does not fit either)."""
+        return dict(self.page.evaluate("""() => {
+            const boxes = [...document.querySelectorAll('.table-wrap, .chart-wrap, .card, .stat, td, th, dd')];
+            const name = (e) => e.getAttribute('data-testid') || e.querySelector('[data-testid]')?.getAttribute('data-testid')
+                || e.className || e.tagName;
+            return {page: document.documentElement.scrollWidth, window: window.innerWidth,
+                    boxes: boxes.filter((e) => e.scrollWidth > e.clientWidth + 1).map(name)};
+        }"""))
+
+    def fits(self, name: str) -> None:
+        """The page as it is fits the window: checked, then kept as a screenshot."""
+        self.shot(name)
+        assert self.overflow() == {"page": WIDTH, "window": WIDTH, "boxes": []}, name
+
 
 @pytest.fixture
 def browser(api: Api, tmp_path: Path) -> Iterator[Browser]:
@@ -125,7 +142,7 @@ def browser(api: Api, tmp_path: Path) -> Iterator[Browser]:
         # A fresh profile per test: no key kept from an earlier test.
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
-            viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            viewport={"width": WIDTH, "height": 900}, accept_downloads=True)
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(30_000)  # a busy machine: two cores, a whole stack
         b = Browser(page=page, base=api.base)
@@ -489,3 +506,68 @@ def test_the_customer_card_of_an_id_with_a_space_a_quote_and_cyrillic(api: Api, 
     b.wait("touches")
     assert b.text("recipient-id") == rid
     assert b.text("touch-0-cascade") == cascade_id
+
+
+def test_every_page_fits_1280_px_and_a_long_touch_opens_whole_on_click(api: Api, browser: Browser) -> None:
+    """Long texts and ids everywhere (a long scenario name, a long customer id, an email with a long
+    link, a long SMS reply): no page is wider than a 1280 px window, no table scrolls inside its card,
+    and on the customer card a touch's text shows two lines, then all of it on a click."""
+    b = browser
+    sid = f"dash-long-{uuid.uuid4().hex[:6]}"
+    link = "https://shop.test/track/" + "0123456789abcdef" * 8
+    text = ("Hello {{ recipient.name }}. " + "Your order is packed and waits at the pick-up point, open every day. " * 5
+            + link)
+    body = {"name": "Orders ready for pick-up at the points that keep them for a week " * 2, "trigger": f"{sid.replace('-', '_')}.ready",
+            "correlation": "ref", "default_locale": "en", "quiet_hours": None, "success": ["read", "replied"],
+            "steps": [{"channel": "email", "wait": "24h", "template": {locale: {"subject": "Order {{ data.ref }}",
+                                                                                "text": text}
+                                                                       for locale in ("en", "ru")}},
+                      {"channel": "sms", "wait": "24h",
+                       "template": dict.fromkeys(("en", "ru"), "Order {{ data.ref }}: reply YES to keep it")}]}
+    resp = api.http.put(f"/v1/scenarios/{sid}", json=body)
+    assert resp.status_code == 201, resp.text
+    try:
+        rid = f"customer-{uuid.uuid4().hex}-of-the-pick-up-point-{uuid.uuid4().hex}"
+        cascade_id = api.start({"type": body["trigger"], "data": {"ref": "R-1"}, "recipient": {
+            "id": rid, "name": "Ann", "locale": "en", "email": "ann@example.com", "phone": "+14155550123"}})
+        reply = "Yes, keep it please: " + "I will come on Saturday after work, around seven in the evening. " * 6
+        assert api.simulate(_message(api, cascade_id, "sms")["provider_message_id"], "replied",
+                            text=reply).status_code == 200
+        wait_for("the cascade to end", lambda: api.cascade(cascade_id)["status"] != "running", timeout=60)
+
+        b.page.goto(f"{api.base}/dashboard")
+        b.by("key-panel").wait_for(state="visible")
+        b.fits("fit-key-prompt")
+        b.enter_key(API_KEY)
+        b.by(f"scenario-{sid}").wait_for()
+        b.fits("fit-home")
+
+        b.by(f"scenario-{sid}").click()
+        b.wait("totals")
+        b.wait("forecast-reach")
+        b.by(f"recent-{cascade_id}").wait_for()
+        b.fits("fit-scenario")
+
+        b.by(f"recent-{cascade_id}-link").click()
+        b.wait("cascade-timeline")
+        b.by("cascade-step-1-events").wait_for()
+        b.fits("fit-cascade")
+
+        b.by("cascade-recipient").click()
+        b.wait("touches")
+        touches = api.http.get(f"/v1/recipients/{rid}/timeline").json()["touches"]
+        n = next(i for i, t in enumerate(touches) if t["kind"] == "signal")
+        assert touches[n]["text"] == reply
+        cell = b.by(f"touch-{n}-summary")
+        clip = cell.locator(".clip")
+        assert cell.text_content() == reply
+        assert clip.evaluate("e => e.scrollHeight > e.clientHeight + 1"), "two lines of a long reply at first"
+        b.fits("fit-customer")
+        cell.click()
+        assert cell.get_attribute("aria-expanded") == "true"
+        assert clip.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), "all of it after the click"
+        b.fits("fit-customer-open")
+        cell.click()  # and closed again
+        assert cell.get_attribute("aria-expanded") == "false"
+    finally:
+        api.http.delete(f"/v1/scenarios/{sid}")

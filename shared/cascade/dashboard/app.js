@@ -220,8 +220,9 @@
       h("tbody", {}, rows)));
   }
 
-  function cell(value, testid, { num = false, title } = {}) {
-    return h("td", { class: num ? "num" : null, testid, title }, value);
+  // cls "when": a time that may wrap between date and time; "wrap": an id that may break anywhere.
+  function cell(value, testid, { num = false, title, cls } = {}) {
+    return h("td", { class: [num ? "num" : null, cls].filter(Boolean).join(" ") || null, testid, title }, value);
   }
 
   function link(href, text, testid) {
@@ -605,11 +606,11 @@
     const rows = (list, prefix, arms) => list.map((c) => h("tr", { testid: `${prefix}-${c.cascade_id}` },
       cell(link(`#/cascades/${enc(c.cascade_id)}`, c.cascade_id, `${prefix}-${c.cascade_id}-link`)),
       cell(c.recipient_id ? link(`#/recipients/${enc(c.recipient_id)}`, c.recipient_id,
-        `${prefix}-${c.cascade_id}-recipient`) : DASH),
+        `${prefix}-${c.cascade_id}-recipient`) : DASH, null, { cls: "wrap" }),
       cell(badge(c.status, `${prefix}-${c.cascade_id}-status`)),
       arms ? cell(fmt.text(c.arm), `${prefix}-${c.cascade_id}-arm`) : null,
-      cell(fmt.time(c.created_at), `${prefix}-${c.cascade_id}-created`),
-      cell(fmt.time(c.finished_at), `${prefix}-${c.cascade_id}-finished`)));
+      cell(fmt.time(c.created_at), `${prefix}-${c.cascade_id}-created`, { cls: "when" }),
+      cell(fmt.time(c.finished_at), `${prefix}-${c.cascade_id}-finished`, { cls: "when" })));
     const fill = (box, count, list, prefix, empty) => {
       const arms = list.some((c) => c.arm);
       const columns = [{ label: "Cascade" }, { label: "Customer" }, { label: "Status" },
@@ -728,19 +729,16 @@
     const sent = touches.filter((x) => x.kind === "sent");
     const cost = typeof t.cost === "number" ? t.cost : touches.reduce((n, x) => n + (x.cost || 0), 0);
     const cascades = new Set(touches.map((x) => x.cascade_id));
-    const body = touches.map((x, n) => h("tr", { testid: `touch-${n}`, class: `kind-${slug(x.kind)}` },
-      cell(fmt.time(x.at), `touch-${n}-at`),
+    const body = touches.map((x, n) => [h("tr", { testid: `touch-${n}`, class: `kind-${slug(x.kind)}` },
+      cell(fmt.time(x.at), `touch-${n}-at`, { cls: "when" }),
       cell(link(`#/scenarios/${enc(x.scenario)}`, x.scenario, `touch-${n}-scenario`)),
       cell(link(`#/cascades/${enc(x.cascade_id)}`, x.cascade_id, `touch-${n}-cascade`)),
       cell(`${x.step + 1}`, `touch-${n}-step`, { num: true }),
       cell(x.channel, `touch-${n}-channel`),
       cell(x.kind, `touch-${n}-kind`),
       cell(badge(x.status, `touch-${n}-status`)),
-      h("td", { class: "summary", testid: `touch-${n}-summary`,
-        title: [x.summary || x.text, x.provider ? `via ${x.provider}` : null].filter(Boolean).join(" — ") || null,
-        text: fmt.text(x.summary || x.text) }),
       cell(x.cost === null || x.cost === undefined ? DASH : fmt.money(x.cost, cur), `touch-${n}-cost`,
-        { num: true, title: x.parts > 1 ? `${x.parts} parts` : null })));
+        { num: true, title: x.parts > 1 ? `${x.parts} parts` : null })), touchText(x, n, 8)]);
     root.replaceChildren(
       h("div", { class: "title-row" }, h("h2", {}, "Customer ", h("code", { testid: "recipient-id", text: t.recipient_id || id }))),
       section("Customer card", "recipient-card",
@@ -761,8 +759,25 @@
       section("Every touch", "touches",
         touches.length ? table([{ label: "When" }, { label: "Scenario" }, { label: "Cascade" },
           { label: "Step", num: true }, { label: "Channel" }, { label: "Kind" }, { label: "Status" },
-          { label: "Text / reply" }, { label: "Cost", num: true }], body, { testid: "touches-table" })
+          { label: "Cost", num: true }], body, { testid: "touches-table" })
           : h("p", { class: "muted", text: "No touches for this customer." })));
+  }
+
+  // A touch's text (the message's start, or the customer's reply) on a row of its own under the touch,
+  // across the table: two lines at most, and all of it, wrapped, after a click (or Enter) on it.
+  function touchText(x, n, columns) {
+    const full = x.summary || x.text;
+    if (!full) return null;
+    const td = h("td", { class: "summary", testid: `touch-${n}-summary`, colspan: columns, tabindex: 0, role: "button",
+      "aria-expanded": "false", title: x.provider ? `via ${x.provider}` : null }, h("div", { class: "clip", text: full }));
+    const toggle = () => td.setAttribute("aria-expanded", String(td.classList.toggle("open")));
+    td.addEventListener("click", toggle);
+    td.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault();
+      toggle();
+    });
+    return h("tr", { class: `text kind-${slug(x.kind)}`, testid: `touch-${n}-text` }, td);
   }
 
   // Each contact's health: ok, invalid (a provider refused it for good: clean it), inactive (no
