@@ -116,6 +116,7 @@ def _invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -
         return json.dumps({"errorType": "ResourceNotFound", "errorMessage": f"no local code for {self.function_name}"})
     event = json.loads(body) if body else {}
     context = LocalContext.of(self)
+    _begin(context)
     try:
         with _pool(self.function_name).environment() as handler:
             result = handler(event, context)
@@ -136,8 +137,20 @@ def run(function_name: str, event: dict[str, Any]) -> Any:
 
     function = lambda_backends[ACCOUNT][os.environ["AWS_REGION"]].get_function(function_name)
     context = LocalContext.of(function)
+    _begin(context)
     with _pool(function_name).environment() as handler:
         return handler(event, context)
+
+
+def _begin(context: LocalContext) -> None:
+    """This invocation's keys on this thread before its handler adds its own: what the runtime logs
+    for it (an environment that fails to load, an error the handler let through) then names this
+    function and request, not the invocation this thread ran before."""
+    from cascade.observability import logger
+
+    logger.clear_state()
+    logger.append_keys(function_name=context.function_name, function_memory_size=context.memory_limit_in_mb,
+                       function_arn=context.invoked_function_arn, function_request_id=context.aws_request_id)
 
 
 def share_environment(envs: Any) -> None:
