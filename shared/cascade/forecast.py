@@ -333,8 +333,9 @@ def recent_customers(scenario_id: str, store: Any | None = None, limit: int = HI
     today = datetime.now(UTC).date()
     rows = store.aggregates(scenario_id, (today - timedelta(days=days - 1)).isoformat(), today.isoformat())
     active = sorted((str(row["sk"])[2:] for row in rows if int(row.get("cascades", 0)) > 0), reverse=True)
-    # Today's cascades may not be counted yet (the counters follow the table's stream).
-    found = store.recent_cascades(scenario_id, list(dict.fromkeys([today.isoformat(), *active])), None, limit)
+    # The latest cascades may not be counted yet (the counters follow the table's stream).
+    latest = [today.isoformat(), (today - timedelta(days=1)).isoformat()]
+    found = store.recent_cascades(scenario_id, list(dict.fromkeys([*latest, *active])), None, limit)
     items = store.cascade_customers([c["cascade_id"] for c in found]) if found else []
     return [{"recipient": item.get("recipient") or {}, "data": json.loads(item.get("data_json") or "{}"),
              "event_type": item.get("event_type")} for item in items]
