@@ -229,3 +229,47 @@ def test_forecast_costs_carry_no_float_noise() -> None:
     # The yen has no minor unit: 300 + 3 080 + 12.5 is 3 393 yen (half up), the call step 13.
     in_yen = forecast(CART, ForecastIn(audience=1000), None, prices.table('{"email": 0.3, "sms": 7.7}'), "JPY")
     assert [s.cost for s in in_yen.steps] == [300, 0, 3080, 13] and in_yen.cost == 3393
+
+
+def test_the_recent_cascades_are_read_by_key_and_index_at_most_200_never_scanned() -> None:
+    """Days with cascades come from the scenario's daily counters; then the newest cascades from
+    the ByScenarioDay index (the table as template.yaml declares it) and their items by key."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+    from moto import mock_aws
+
+    from cascade.forecast import HISTORY_CASCADES, recent_customers
+    from cascade.local.template import load
+    from cascade.store import CascadeStore
+
+    props = load()["Resources"]["CascadeTable"]["Properties"]
+    today = datetime.now(UTC).date()
+    days = {today: 150, today - timedelta(days=3): 100, today - timedelta(days=40): 5}
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(TableName="t", BillingMode="PAY_PER_REQUEST", **{
+            k: props[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")})
+        store = CascadeStore("t", db)
+        for day, many in days.items():
+            store._put({"pk": "AGG#df", "sk": f"D#{day.isoformat()}", "cascades": many})
+            for n in range(many):
+                at, cid = f"{day.isoformat()}T10:{n // 60:02d}:{n % 60:02d}Z", f"c_{day:%m%d}_{n:03d}"
+                store._put({"pk": f"C#{cid}", "sk": "C", "cascade_id": cid, "status": "running", "created_at": at,
+                            "sd": f"df#{day.isoformat()}", "sdk": f"C#{at}#{cid}", "event_type": "delivery.failed",
+                            "recipient": {"id": cid, "phone": "+14155550100"}, "scenario_json": "{}",
+                            "data_json": json.dumps({"order_id": cid, "priority": "vip" if n % 2 else "normal"})})
+        calls: list[str] = []
+        db.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+        found = recent_customers("df", store)
+    assert len(found) == HISTORY_CASCADES == 200
+    # All 150 of today, then the newest 50 of three days ago; none of 40 days ago.
+    ids = {c["recipient"]["id"] for c in found}
+    assert sum(i.startswith(f"c_{today:%m%d}") for i in ids) == 150
+    earlier = today - timedelta(days=3)
+    assert {i for i in ids if not i.startswith(f"c_{today:%m%d}")} == {f"c_{earlier:%m%d}_{n:03d}" for n in range(50, 100)}
+    assert {c["data"]["order_id"] for c in found} == ids and {c["event_type"] for c in found} == {"delivery.failed"}
+    # One counters query, one index query per day looked at (today, yesterday, three days ago),
+    # two batches of keys: no Scan, and nothing read past the 200.
+    assert sorted(calls) == ["BatchGetItem"] * 2 + ["Query"] * 4, calls
