@@ -213,3 +213,13 @@ def test_alternatives_forecast_the_channel_each_customer_is_reached_on(api: Api)
     # Neither has a phone: no SMS and no call, so nothing after step 2 is sent or paid for.
     assert [(s["expected_sends"], s["cost"], s["applies"]) for s in body["steps"][2:]] == [(0, 0, 0), (0, 0, 0)]
     assert body["reach"] == pytest.approx(0.6)
+
+
+def test_the_api_document_describes_the_sample_and_the_condition_source(api: Api) -> None:
+    doc = httpx.get(f"{api.base}/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    sample = schemas["ForecastIn"]["properties"]["sample"]
+    assert any(s.get("maxItems") == 1000 and s.get("minItems") == 1 for s in sample.get("anyOf", [sample])), sample
+    assert set(schemas["SampleCustomer"]["properties"]) == {"recipient", "data"}
+    assert schemas["ForecastView"]["properties"]["condition_source"]["enum"] == ["sample", "history", "none"]
+    assert {"applies", "channels"} <= set(schemas["ForecastStep"]["properties"])
