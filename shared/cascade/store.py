@@ -515,12 +515,13 @@ class CascadeStore:
                 "Keys": [_dump({"pk": f"C#{cid}", "sk": "C"}) for cid in cascade_ids[start:start + 100]],
                 "ProjectionExpression": "#r, #d, #e",
                 "ExpressionAttributeNames": {"#r": "recipient", "#d": "data_json", "#e": "event_type"}}}
-            for _ in range(5):  # keys DynamoDB left unprocessed (throttled) are asked for again, a few times
+            for attempt in range(5):  # keys DynamoDB left unprocessed (throttled) are asked for again
                 resp = self.db.batch_get_item(RequestItems=request)
                 found.extend(i for i in (_load(x) for x in resp.get("Responses", {}).get(self.table, [])) if i)
                 request = resp.get("UnprocessedKeys") or {}
                 if not request:
                     break
+                time.sleep(0.05 * 2 ** attempt)
         return found
 
     # -- consent (cascade.consent) ------------------------------------------------------------
