@@ -56,7 +56,7 @@ def warnings(cascade: dict[str, Any], scenario: Scenario, store: CascadeStore) -
     for index, step in enumerate(scenario.steps):
         reasons = []
         reachable = [n for n in step.channels if recipient.get(CONTACT_FIELD[n])]
-        if step.when and not holds(step.when, _context(hypothesis, scenario, index)):
+        if step.when and not _holds(step.when, _context(hypothesis, scenario, index)):
             reachable, reasons = [], ["condition"]
         elif not reachable:
             reasons = ["no_contact"]
@@ -74,6 +74,14 @@ def warnings(cascade: dict[str, Any], scenario: Scenario, store: CascadeStore) -
         found.append({"step": index, "channel": step.channel, "reason": reasons[0],
                       "message": sentence(reasons[0], step, scenario)})
     return found
+
+
+def _holds(when: str, context: dict[str, Any]) -> bool:
+    """A condition this event's data cannot even evaluate is left for the step to decide."""
+    try:
+        return holds(when, context)
+    except Exception:  # a warning must never turn an accepted event into a 500
+        return True
 
 
 def _invalid(health: dict[str, dict[str, Any]], recipient: dict[str, Any], channel: str) -> bool:
