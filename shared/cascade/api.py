@@ -343,7 +343,8 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
         "operationId": "post_event",
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref(EventIn)}}},
         "responses": {
-            "202": {"description": "Started (cascade_id, scenario, status) or stopped (stopped: [ids])",
+            "202": {"description": "Started (cascade_id, scenario, status; warnings when it will send nothing at all) "
+                                   "or stopped (stopped: [ids])",
                     "content": {"application/json": {"schema": {"anyOf": [ref(CascadeStarted), ref(CascadesStopped)]}}}},
             "400": answer(ErrorBody, "Body is not JSON"),
             "401": answer(ErrorBody, "Missing or wrong API key"),
