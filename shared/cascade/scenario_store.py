@@ -82,11 +82,12 @@ class Versioned:
     version: int
     source: Source
 
-    def view(self) -> StoredScenario:
+    def view(self, api_base: str | None = None) -> StoredScenario:
+        """With its SMS budget, links counted as ``<api_base>/r/<token>`` (as the save-time check
+        counts them when the API's address is not given: ``limits.TRACKED_LINK_CHARS``)."""
         from cascade.limits import sms_budget
-        from cascade.settings import settings
 
-        sms = [SmsPartsView.model_validate(b) for b in sms_budget(self.scenario, settings().public_base_url)]
+        sms = [SmsPartsView.model_validate(b) for b in sms_budget(self.scenario, api_base)]
         return StoredScenario.model_construct(**dict(self.scenario), version=self.version, source=self.source,
                                               sms=sms)
 
