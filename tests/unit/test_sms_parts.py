@@ -93,6 +93,15 @@ def test_the_most_frequent_sms_fit_one_part_in_every_language(scenario_id: str, 
     assert saved["parts"] == 1, saved
 
 
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_cart_sms_fits_one_part_behind_a_short_public_base_url(locale: str) -> None:
+    # README: a PublicBaseUrl of 27 characters keeps the cart SMS in one part in every language.
+    base = "https://go.shop-example1.kz"
+    assert len(base) == 27
+    row = next(r for r in parts_table(base) if (r["scenario"], r["step"], r["locale"]) == ("abandoned-cart", 2, locale))
+    assert row["parts"] == 1, row
+
+
 def test_the_first_delivery_failed_sms_says_what_happened_and_what_to_do() -> None:
     texts = {r["locale"]: r["text"] for r in parts_table() if (r["scenario"], r["step"]) == ("delivery-failed", 0)}
     assert texts["ru"] == "Не смогли доставить заказ 1002. Когда привезти? Ответьте на SMS."
