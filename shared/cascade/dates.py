@@ -55,11 +55,11 @@ def parse(value: Any) -> datetime | date | None:
         return None
     text = value.strip()
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
+    # "2030-12-01", "20301201", "2030-W48-1": a day, with no time to show.
+    return moment if any(mark in text for mark in "T :") else moment.date()
 
 
 def _local(moment: datetime, zone: str | None, default_zone: str | None) -> datetime:
@@ -78,13 +78,21 @@ def _with_year(day: date, today: date) -> bool:
 def format_moment(value: Any, locale: str | None, zone: str | None = None, default_zone: str | None = "UTC",
                   part: Part = "when", today: date | None = None) -> str:
     """``value`` for a reader speaking ``locale`` in time zone ``zone`` (see the module's docstring)."""
-    from babel.dates import format_date, format_skeleton, format_time, get_datetime_format
-
     if value is None:
         return ""
     moment = parse(value)
     if moment is None:
         return str(value)
+    try:
+        return _format(moment, locale, zone, default_zone, part, today)
+    except (OverflowError, ValueError):  # at the very edge of the calendar: as it came
+        return str(value)
+
+
+def _format(moment: datetime | date, locale: str | None, zone: str | None, default_zone: str | None, part: Part,
+            today: date | None) -> str:
+    from babel.dates import format_date, format_skeleton, format_time, get_datetime_format
+
     loc = _locale(locale)
     if isinstance(moment, datetime):
         moment = _local(moment, zone, default_zone)

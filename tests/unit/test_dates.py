@@ -71,11 +71,14 @@ def test_english_times_stay_in_the_gsm7_alphabet() -> None:
 
 def test_a_date_only_value_is_a_date_and_has_no_time() -> None:
     assert show("{{ data.d | when }}|{{ data.d | time }}", "uk", d="2030-03-08") == "8 березня 2030 р.|"
+    assert show("{{ data.d | when }}", "en", d="20300308") == "March 8, 2030"
 
 
 @pytest.mark.parametrize(("value", "shown"), [
     ("25 ноября, 10:30", "25 ноября, 10:30"),  # already written for people: as it is
     ("tomorrow", "tomorrow"), ("2030-13-45", "2030-13-45"), (None, ""), ("", ""), (42, "42"),
+    ("0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00+05:00"),  # Moscow time would be before year 1
+    ("9999-12-31T23:00:00-05:00", "9999-12-31T23:00:00-05:00"),  # ...or after 9999
 ])
 def test_a_value_that_is_not_a_date_is_shown_as_it_is_and_never_fails(value: Any, shown: str) -> None:
     assert show("{{ data.at | when }}", "ru", "Europe/Moscow", at=value) == shown
