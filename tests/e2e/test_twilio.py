@@ -103,7 +103,7 @@ def test_the_call_speaks_the_recipients_language_and_pressing_1_confirms(api: Ap
 def test_pressing_2_is_a_reply_with_that_key(api: Api, twilio: Any) -> None:
     cascade_id = api.start(_cart())
     call = _sent(api, cascade_id, "voice")
-    assert "Press 1 to confirm your order, 2 to talk to us." in call["text"]
+    assert "If you would like help to finish your order, press 1 and we will call you back." in call["text"]
     assert api.simulate(call["provider_message_id"], "replied", text="2").status_code == 200
     view = wait_for("the stop", lambda: _finished(api, cascade_id))
     assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")
