@@ -42,15 +42,6 @@ RETRYABLE_STATUSES = {12}
 # Statuses that say this receiver cannot get our messages (the contact is marked invalid).
 INVALID_RECEIVER = {5: "not_registered", 6: "not_subscribed"}
 
-# The answer to a conversation_started that bound a contact: Viber shows it as a welcome message.
-WELCOME = {
-    "ru": "Спасибо! Чат подключён: напоминания и уведомления будут приходить сюда. "
-          "Чтобы подписаться, отправьте любое сообщение.",
-    "en": "Thank you! This chat is connected: reminders and updates will come here. "
-          "Send any message to subscribe.",
-}
-
-
 class ViberChannel(Channel):
     name: ClassVar[str] = "viber"
     provider: ClassVar[str] = "viber"
@@ -200,13 +191,15 @@ def to_signal(event: Event) -> Signal | None:
     return None
 
 
-def welcome(language: str | None, sender_name: str) -> dict[str, Any] | None:
-    """The welcome message Viber shows after a binding link was opened (needs a sender name)."""
+def welcome(locale: str | None, sender_name: str) -> dict[str, Any] | None:
+    """The welcome message Viber shows after a binding link was opened (needs a sender name), in
+    the recipient's language."""
+    from cascade import wording
+
     if not sender_name:
         return None
-    locale = "ru" if (language or "").lower().startswith("ru") else "en"
-    return {"sender": {"name": sender_name[:SENDER_NAME_MAX]}, "type": "text", "text": WELCOME[locale],
-            "tracking_data": "bound"}
+    return {"sender": {"name": sender_name[:SENDER_NAME_MAX]}, "type": "text",
+            "text": wording.say("bound_viber", locale), "tracking_data": "bound"}
 
 
 def webhook(request: WebhookRequest) -> dict[str, Any]:
@@ -229,9 +222,10 @@ def handle(event: Event, sender_name: str) -> dict[str, Any]:
     ok: dict[str, Any] = {"status": 0, "status_message": "ok"}
     if event.event == "conversation_started":
         assert event.user is not None
-        if event.context and binding.bind("viber", event.context, event.user.id) is not None:
-            return welcome(event.user.language, sender_name) or ok
-        return ok
+        if not event.context:
+            return ok
+        bound = binding.bind("viber", event.context, event.user.id, client_language=event.user.language)
+        return (welcome(bound.locale, sender_name) or ok) if bound else ok
     if event.event == "unsubscribed":
         assert event.user_id is not None
         logger.info("viber user unsubscribed", user=mask(event.user_id))
