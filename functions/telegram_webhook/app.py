@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from cascade import binding, http, signals, wording
+from cascade import binding, consent, http, signals, wording
 from cascade.aws import secret
 from cascade.channels import channel
 from cascade.channels.telegram import blocked_chat, check_secret, opt_out, parse_update, reply_quietly, start_token
@@ -31,7 +31,9 @@ def handler(event: dict, context: "LambdaContext") -> dict:
             return http.respond(200, {"ok": True})
         signal = parse_update(update)
         if signal is not None:
-            signals.receive(signal)
+            acknowledgement = consent.acknowledgement(signal, signals.receive(signal))
+            if acknowledgement and signal.chat_id:  # a STOP or START is confirmed in the chat
+                reply_quietly(signal.chat_id, acknowledgement)
             if "callback_query_id" in signal.detail:  # stop the button's spinner
                 channel("telegram").answer_callback(signal.detail["callback_query_id"], "👍")  # type: ignore[attr-defined]
         return http.respond(200, {"ok": True})

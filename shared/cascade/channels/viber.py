@@ -57,16 +57,25 @@ class ViberChannel(Channel):
         return f"ViberChannel(api_base={self.api_base!r}, auth_token='***')"
 
     def send(self, message: Outgoing) -> Sent:
-        if not self.auth_token:
-            raise PermanentSendError("viber: auth token is not configured (viber_auth_token)")
-        if not self.sender_name:
-            raise PermanentSendError("viber: sender name is not configured (ViberSenderName)")
         payload: dict[str, Any] = {
             "receiver": message.to, "min_api_version": 1, "sender": {"name": self.sender_name},
             "tracking_data": f"{message.cascade_id}:{message.step}", "type": "text", "text": message.text,
         }
         if message.buttons:
             payload["keyboard"] = keyboard(message.buttons)
+        return Sent(provider_message_id=self._post(payload), chat_id=message.to)
+
+    def say(self, to: str, text: str) -> None:
+        """A bot reply outside any cascade (an opt-out acknowledged)."""
+        self._post({"receiver": to, "min_api_version": 1, "sender": {"name": self.sender_name}, "type": "text",
+                    "text": text})
+
+    def _post(self, payload: dict[str, Any]) -> str:
+        """``send_message``; returns the message token."""
+        if not self.auth_token:
+            raise PermanentSendError("viber: auth token is not configured (viber_auth_token)")
+        if not self.sender_name:
+            raise PermanentSendError("viber: sender name is not configured (ViberSenderName)")
         what = "viber send_message"
         resp = http_call(self.http, "POST", f"{self.api_base}/send_message", what, json=payload,
                          headers={AUTH_HEADER: self.auth_token})
@@ -78,7 +87,7 @@ class ViberChannel(Channel):
             raise RetryableSendError(f"{what}: the answer is not JSON") from None
         status = body.get("status") if isinstance(body, dict) else None
         if status == 0 and body.get("message_token") is not None:
-            return Sent(provider_message_id=str(body["message_token"]), chat_id=message.to)
+            return str(body["message_token"])
         raise status_error(status, body.get("status_message") if isinstance(body, dict) else None, what)
 
 
@@ -216,7 +225,7 @@ def webhook(request: WebhookRequest) -> dict[str, Any]:
 
 def handle(event: Event, sender_name: str) -> dict[str, Any]:
     """Act on a verified event; returns the body of our answer to Viber."""
-    from cascade import binding, signals
+    from cascade import binding, consent, signals
     from cascade.observability import logger, mask
 
     ok: dict[str, Any] = {"status": 0, "status_message": "ok"}
@@ -233,10 +242,24 @@ def handle(event: Event, sender_name: str) -> dict[str, Any]:
         return ok
     signal = to_signal(event)
     if signal is not None:
-        signals.receive(signal)
+        acknowledgement = consent.acknowledgement(signal, signals.receive(signal))
+        if acknowledgement and signal.chat_id:  # a STOP or START is confirmed in the chat
+            _say_quietly(signal.chat_id, acknowledgement)
     elif event.event != "webhook":
         logger.info("viber event ignored", event=event.event)
     return ok
+
+
+def _say_quietly(user_id: str, text: str) -> None:
+    """A bot reply that cannot go out is logged, not raised: what it answers is done."""
+    from cascade.channels import channel
+    from cascade.errors import SendError
+    from cascade.observability import logger
+
+    try:
+        channel("viber").say(user_id, text)  # type: ignore[attr-defined]
+    except SendError as exc:
+        logger.warning("viber reply not sent", error=str(exc))
 
 
 def opt_out(user_id: str) -> None:
