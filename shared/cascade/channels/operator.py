@@ -110,10 +110,10 @@ def task_text(task: dict[str, Any], steps_total: int | None, now: datetime) -> s
 
         Позвонить клиенту · Delivery failed · шаг 4 из 4
         Клиент: Анна, +77011234568
-        Местное время клиента: 30 ноября, 00:40
+        Местное время клиента: 1 декабря, 10:00
         VIP-заказ 1002 не доставлен… (the script)
         Уже отправлено:
-        Шаг 1 · SMS · отправлено · 29 ноября, 22:40
+        Шаг 1 · SMS · отправлено · 29 ноября, 10:00
     """
     locale, recipient = task["locale"], task["recipient"]
     zone = recipient.get("timezone")
