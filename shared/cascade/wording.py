@@ -48,7 +48,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "kk": "Сіз қайта жазылдыңыз: хабарламалар осында келеді.",
     },
     # A robot call: between the script and its repeat, when no key was pressed, after a key.
-    "call_repeat": {"ru": "Повторяю.", "uk": "Повторюю.", "en": "Once again.", "kk": "Қайталаймын."},
+    # Not "I repeat": a script may say that itself (the OTP call reads its code twice).
+    "call_repeat": {"ru": "Ещё раз.", "uk": "Ще раз.", "en": "Let me say that once more.", "kk": "Тағы бір рет."},
     "call_no_input": {
         "ru": "Мы не услышали ответа. До свидания.",
         "uk": "Ми не почули відповіді. До побачення.",

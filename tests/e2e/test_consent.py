@@ -238,6 +238,23 @@ def test_the_telegram_stop_command_opts_out_of_telegram(api: Api) -> None:
     _messenger_cart(api, "telegram", "/stop", {"telegram_chat_id": str(uuid.uuid4().int % 10**9)})
 
 
+def test_the_unsubscribe_page_speaks_kazakh_to_a_kazakh_customer(api: Api, saved: list[str]) -> None:
+    from cascade.local import mail
+
+    # Given a cart email to a Kazakh-speaking customer
+    recipient = {"id": _rid(), "email": "aigerim@example.com", "locale": "kk", "consent": {"marketing": True}}
+    cascade_id = api.start({**_cart(recipient), "type": long_waits(api, saved, "abandoned-cart", 0)})
+    email = _sent(api, cascade_id, "email")[0]
+    link = mail.headers(email["provider_message_id"])["list-unsubscribe"].strip("<>")
+    # When they open its unsubscribe link, then press the button
+    page = httpx.get(link)
+    done = httpx.post(link, content=b"List-Unsubscribe=One-Click")
+    # Then both pages are in Kazakh
+    assert page.status_code == 200 and 'lang="kk"' in page.text and "Бұдан былай сізге хат жібермейік пе?" in page.text
+    assert done.status_code == 200 and "Сіз жазылымнан бас тарттыңыз" in done.text
+    _cancel(api, cascade_id)
+
+
 def test_the_bot_confirms_a_stop_and_a_start_in_the_customers_language(api: Api) -> None:
     # Given a Russian-speaking customer whose cart reminder reached Telegram
     chat = str(uuid.uuid4().int % 10**9)

@@ -135,10 +135,10 @@ def test_the_call_speaks_the_text_twice_in_the_recipients_language_and_takes_one
 
 
 @pytest.mark.parametrize(("locale", "language", "repeat", "goodbye"), [
-    ("ru", "ru-RU", "Повторяю.", "Мы не услышали ответа. До свидания."),
-    ("uk", "uk-UA", "Повторюю.", "Ми не почули відповіді. До побачення."),
-    ("kk", "ru-RU", "Қайталаймын.", "Біз жауап естімедік. Сау болыңыз."),  # no Kazakh voice: the Russian one reads it
-    ("en-GB", "en-US", "Once again.", "We did not hear a key press. Goodbye."),
+    ("ru", "ru-RU", "Ещё раз.", "Мы не услышали ответа. До свидания."),
+    ("uk", "uk-UA", "Ще раз.", "Ми не почули відповіді. До побачення."),
+    ("kk", "ru-RU", "Тағы бір рет.", "Біз жауап естімедік. Сау болыңыз."),  # no Kazakh voice: the Russian one reads it
+    ("en-GB", "en-US", "Let me say that once more.", "We did not hear a key press. Goodbye."),
 ])
 def test_what_the_call_says_around_the_script_is_in_the_recipients_language(
         locale: str, language: str, repeat: str, goodbye: str) -> None:
