@@ -11,7 +11,7 @@ import hmac
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from cascade.channels.base import Channel, Outgoing, Sent, Signal
 from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid, ValidationFailed
@@ -116,8 +116,6 @@ class _User(BaseModel):
 
 
 class _Message(_Quoted):
-    model_config = ConfigDict(populate_by_name=True)
-
     text: str | None = None
     from_: _User | None = Field(default=None, alias="from")
     reply_to_message: _Quoted | None = None

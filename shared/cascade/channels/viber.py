@@ -42,6 +42,7 @@ RETRYABLE_STATUSES = {12}
 # Statuses that say this receiver cannot get our messages (the contact is marked invalid).
 INVALID_RECEIVER = {5: "not_registered", 6: "not_subscribed"}
 
+
 class ViberChannel(Channel):
     name: ClassVar[str] = "viber"
     provider: ClassVar[str] = "viber"

@@ -22,7 +22,7 @@ FAILED_STATUSES = frozenset({"busy", "no-answer", "failed", "canceled"})
 CONFIRM_KEY = "1"
 # Our locale → Twilio <Say> language and a voice that speaks it. Neither Polly nor Google has a
 # Kazakh voice: kk is read by the Russian one (the same Cyrillic letters, and the country's second
-# language), which understands it far better than Twilio's English default would.
+# language), which reads it far better than Twilio's English default would.
 SPEECH = {"ru": ("ru-RU", "Polly.Tatyana"), "en": ("en-US", "Polly.Joanna"),
           "uk": ("uk-UA", "Google.uk-UA-Standard-A"), "kk": ("ru-RU", "Polly.Tatyana")}
 _URL = re.compile(r"https?://\S+")
