@@ -157,9 +157,12 @@ def build_app() -> APIGatewayHttpResolver:
         return views.cascade_view(cascade_id)
 
     @app.post("/v1/recipients/<recipient_id>/bind/<channel>", summary="A one-time deep link that binds a messenger chat",
-              responses=_answers({422: "channel is not telegram or viber, or that bot is not configured"}))
-    def bind_link(recipient_id: str, channel: str) -> BindLink:
-        return BindLink.model_validate(binding.deep_link(recipient_id, channel))
+              responses=_answers({422: "channel is not telegram or viber, that bot is not configured, or a bad locale"}))
+    def bind_link(recipient_id: str, channel: str,
+                  locale: Annotated[str | None, Query(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description=(
+                      "the language the bot confirms the binding in (default: the recipient's running "
+                      "cascade, else the messenger's language, else en)"))] = None) -> BindLink:
+        return BindLink.model_validate(binding.deep_link(recipient_id, channel, locale=locale))
 
     @app.get("/v1/cascades", summary="A scenario's recent cascades (last 7 days), newest first")
     def list_cascades(scenario: Annotated[str, Query(min_length=1, max_length=64)],

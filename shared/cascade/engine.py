@@ -303,6 +303,7 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
         "scenario": {"id": scenario.id, "name": scenario.name, "purpose": scenario.purpose},
         "history": [{"step": s["index"], "channel": s["channel"], "status": s["status"], "sent_at": s.get("sent_at")}
                     for s in cascade["steps"][:index]],
+        "steps_total": len(cascade["steps"]),
     }
     if step.whatsapp_template is not None:
         tpl = step.whatsapp_template

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import re
@@ -523,3 +524,47 @@ def test_the_customer_card_of_an_id_with_a_space_a_quote_and_cyrillic(api: Api, 
     b.wait("touches")
     assert b.text("recipient-id") == rid
     assert b.text("touch-0-cascade") == cascade_id
+
+
+def test_a_step_has_one_number_in_the_operator_task_the_csv_and_the_dashboard(
+        api: Api, browser: Browser, stack: Any) -> None:
+    # Given a VIP delivery whose three SMS went unanswered: the operator's task is its fourth step
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "delivery-failed-vip.json").read_text())
+    event.pop("idempotency_key")
+    rid = f"vip-{uuid.uuid4().hex[:8]}"
+    event["recipient"] |= {"id": rid, "phone": f"+7701{uuid.uuid4().int % 10**7:07d}"}
+    event["data"]["order_id"] = f"V-{uuid.uuid4().hex[:6]}"
+    cascade_id = api.start(event)
+    desk = stack.standin("operator")
+    task = wait_for("the operator task", lambda: desk.tasks.get(f"op_{cascade_id}_3"), timeout=40)["task"]
+    index = task["step"]  # the API's index, from 0
+    number = task["step_number"]
+    assert (index, number) == (3, 4)
+    assert task["text"].splitlines()[0].endswith(f"шаг {number} из 4")  # what the operator reads
+    # Then the CSV report says the same step number
+    start, end = _days()
+
+    def operator_row() -> dict[str, str] | None:
+        resp = api.http.get("/v1/reports/scenarios/delivery-failed",
+                            params={"from": start, "to": end, "format": "csv"})
+        return next((r for r in csv.DictReader(io.StringIO(resp.text)) if r["channel"] == "operator"), None)
+
+    assert wait_for("the operator's row in the CSV", operator_row)["step"] == str(number)
+    # And so do the funnel, the cascade's timeline and the customer card
+    b = browser
+    b.page.goto(f"{api.base}/dashboard#/scenarios/delivery-failed?from={start}&to={end}")
+    b.enter_key(API_KEY)
+    b.wait(f"step-{index}-operator-index")
+    assert b.text(f"step-{index}-operator-index") == f"Step {number}"
+    b.page.goto(f"{api.base}/dashboard#/cascades/{cascade_id}")
+    b.wait(f"cascade-step-{index}-channel")
+    label = b.by(f"cascade-step-{index}").locator(".step-head b").text_content()
+    assert (label, b.text(f"cascade-step-{index}-channel")) == (f"Step {number}", "operator")
+    wait_for("the operator's touch", lambda: any(t["channel"] == "operator" for t in api.http.get(
+        f"/v1/recipients/{rid}/timeline").json()["touches"]))
+    b.page.goto(f"{api.base}/dashboard#/recipients/{rid}")
+    b.wait("touches-table")
+    rows = b.by("touches-table").locator("tbody tr")
+    steps = {b.text(f"touch-{n}-channel"): b.text(f"touch-{n}-step") for n in range(rows.count())}
+    assert steps["operator"] == str(number)
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")

@@ -5,6 +5,7 @@ with X-Twilio-Signature; the four-step abandoned cart ends with a confirmed call
 from __future__ import annotations
 
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -98,6 +99,21 @@ def test_the_call_speaks_the_recipients_language_and_pressing_1_confirms(api: Ap
     assert (view["steps"][3]["status"], view["steps"][3]["reply"], view["steps"][3]["intent"]) == ("confirmed", "1", "confirm")
     assert placed["pressed"] == ["1"] and placed["heard"] == ["Спасибо, ваш ответ получен. До свидания."]
     assert placed["callbacks"][-1] == "completed"
+
+
+def test_a_ukrainian_customer_hears_the_whole_call_in_ukrainian(api: Api, twilio: Any) -> None:
+    # Given a cart cascade for a Ukrainian speaker that reaches the robot call
+    cascade_id = api.start(_cart(locale="uk"))
+    call = _sent(api, cascade_id, "voice")
+    placed = twilio.calls[call["provider_message_id"]]
+    # Then the call's own words around the script are Ukrainian, in a Ukrainian voice
+    said = [(say.text, say.get("language")) for say in ET.fromstring(placed["twiml"]).iter("Say")]  # noqa: S314
+    assert [text for text, _ in said[1:]] == ["Ще раз.", call["text"], "Ми не почули відповіді. До побачення."]
+    assert {language for _, language in said} == {"uk-UA"}
+    # And so are the thanks after a key
+    assert api.simulate(call["provider_message_id"], "confirmed").status_code == 200
+    wait_for("the stop", lambda: _finished(api, cascade_id))
+    assert placed["heard"] == ["Дякуємо, вашу відповідь отримано. До побачення."]
 
 
 def test_pressing_2_is_a_reply_with_that_key(api: Api, twilio: Any) -> None:
