@@ -289,6 +289,7 @@ class Playing:
     contacts: dict[str, str] = field(default_factory=dict)  # bound before the event (the stack keeps them)
     seen: dict[int, str] = field(default_factory=dict)
     deferred: dict[int, str] = field(default_factory=dict)  # step index -> why the stack held it back
+    plan: Plan | None = None  # the schedule printed for it
     reacted: bool = False
     view: dict[str, Any] = field(default_factory=dict)
 
@@ -358,7 +359,7 @@ class Demo:
             view = self._ok(self.http.get(f"/v1/cascades/{playing.cascade_id}"))
             created = parse_time(view["created_at"])
             event = {**playing.event, "recipient": {**playing.event["recipient"], **playing.contacts}}
-            found = plan(scenario, event, created, self.time_scale, self.clock_shift)
+            found = playing.plan = plan(scenario, event, created, self.time_scale, self.clock_shift)
             started_at = (created - datetime.now(UTC)).total_seconds() + time.monotonic() - self.begun
             dates = {k: playing.event["data"][k] for k in date_fields(sample(playing.story.event))}
             self.out(f"  {playing.label}: {playing.story.note} (scenario {playing.scenario})")
