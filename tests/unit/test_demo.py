@@ -110,3 +110,14 @@ def test_an_otp_ends_expired_by_its_ttl() -> None:
 
     assert found.outcome == "expired"
     assert [s.at_s for s in found.steps] == [0, 1, 2]
+
+
+def test_what_only_looks_like_a_date_is_left_alone() -> None:
+    event = {"type": "x.y", "recipient": {"locale": "ru"},
+             "data": {"code": "2026-13-45", "note": "31 ноября", "track": "RA123456789KZ", "when": "3 марта, 9:05"}}
+
+    moved = shift_dates(event, NOW)
+
+    assert {k: v for k, v in moved["data"].items() if k != "when"} == {k: v for k, v in event["data"].items()
+                                                                      if k != "when"}
+    assert moved["data"]["when"] == "1 декабря, 09:05"

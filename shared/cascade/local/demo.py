@@ -14,6 +14,7 @@ stack. :func:`shift_dates` moves a sample event's dates relative to now for anyo
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
 import os
@@ -35,11 +36,11 @@ from cascade.local.template import ROOT
 EVENTS = ROOT / "events"
 # 30 cascade minutes per real second: a 24 h wait takes 48 s, a night of quiet hours about 24 s.
 DEMO_TIME_SCALE = 1800.0
-# How far ahead of now a sample's dates are moved (the earliest date of the event lands there).
+# How far ahead of now a sample's dates move at least (by whole days: see shift_dates).
 LEADS = {
     "appointment.booked": timedelta(hours=26),  # from tomorrow on: the 24 h and the 2 h reminders both go
     "visit.reminder": timedelta(hours=24),  # the clinic reminds a day or so before the visit
-    "return.requested": timedelta(days=4),  # the item is due back next week; the reminder 2 days before
+    "return.requested": timedelta(days=4),  # due back in 4-5 days; the reminder 2 days before
     "courier.assigned": timedelta(0),  # the courier comes today
 }
 DEFAULT_LEAD = timedelta(days=1)
@@ -62,7 +63,7 @@ STORIES = (
     Story("delivery-failed-vip.json", react_after=3, signal="confirmed",
           note="a VIP order: after three SMS an operator calls, and reaches the customer"),
     Story("abandoned-cart.json", react_after=0, signal="read", note="the customer opens the email: stopped"),
-    Story("courier-assigned.json", note="push, Viber, email, SMS while nobody looks"),
+    Story("courier-assigned.json", note="push, email, SMS while nobody looks (no Viber bound: skipped)"),
     Story("visit-reminder.json", react_after=2, signal="confirmed", bind_viber=True,
           note="Viber and email unseen; the patient presses 1 on the robot call"),
     Story("otp-requested.json", note="the code is never entered: expired after its 3 minutes"),
@@ -101,9 +102,12 @@ def _months(locale: str, width: Literal["wide", "abbreviated"]) -> dict[str, int
 
 def _parse(value: str, zone: ZoneInfo, locale: str, near: datetime) -> _Date | None:
     if _ISO.match(value):
-        if len(value) == 10:
-            return _Date(datetime.combine(date.fromisoformat(value), datetime.min.time(), zone), "iso-date")
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            if len(value) == 10:
+                return _Date(datetime.combine(date.fromisoformat(value), datetime.min.time(), zone), "iso-date")
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:  # 2026-13-45: not a date after all
+            return None
         return _Date(parsed if parsed.tzinfo else parsed.replace(tzinfo=zone), "iso")
     match = _TEXT.match(value.strip())
     if not match or (match["time"] is None) != (match["sep"] is None):
@@ -115,9 +119,13 @@ def _parse(value: str, zone: ZoneInfo, locale: str, near: datetime) -> _Date | N
             continue
         hour, minute = (int(x) for x in (match["time"] or "0:00").split(":"))
         # A text date has no year: the one nearest the event's other dates (or now).
-        found = min((datetime(near.year + dy, month, int(match["day"]), hour, minute, tzinfo=zone)
-                     for dy in (-1, 0, 1)), key=lambda d: abs(d - near))
-        return _Date(found, "text", width, match["sep"] or "")
+        years = []
+        for year in (near.year - 1, near.year, near.year + 1):
+            try:
+                years.append(datetime(year, month, int(match["day"]), hour, minute, tzinfo=zone))
+            except ValueError:  # 31 November, or 29 February of a common year
+                continue
+        return _Date(min(years, key=lambda d: abs(d - near)), "text", width, match["sep"] or "") if years else None
     return None
 
 
@@ -200,7 +208,9 @@ def plan(scenario: Any, event: dict[str, Any], created_at: datetime, time_scale:
          clock_shift_seconds: float = 0.0) -> Plan:
     """Each step's time, as the engine decides it: the workflow's timers (:func:`workflow_input`),
     then per step the ``when`` condition, the contacts, consent, the ``at`` schedule and quiet
-    hours (the :mod:`cascade.policy` checks themselves), assuming the customer never reacts."""
+    hours (the :mod:`cascade.policy` checks themselves), assuming the customer never reacts. Not
+    foreseen: the daily frequency cap (it counts the recipient's other cascades), adaptive order,
+    and the seconds each step itself takes."""
     from cascade import consent, policy
     from cascade.models import RecipientIn
     from cascade.planning import expired, real_seconds, workflow_input
@@ -235,7 +245,7 @@ def plan(scenario: Any, event: dict[str, Any], created_at: datetime, time_scale:
         for _ in range(4):  # a scheduled step may then meet quiet hours: each check defers once at most
             ctx = policy.StepContext(cascade, scenario, step, index, planned.channel, clock(), cast(Any, None),
                                      bool(planned.held), time_scale)
-            decision = policy.schedule(ctx) or policy.quiet_hours(ctx)
+            decision = policy.test_mode(ctx) or policy.schedule(ctx) or policy.quiet_hours(ctx)
             if decision is None or decision.not_before is None:
                 break
             planned.held.append((decision.reason or "", decision.not_before, real))
@@ -375,10 +385,13 @@ class Demo:
     def _say(self, playing: Playing, text: str) -> None:
         self.out(f"  {time.monotonic() - self.begun:5.0f} s  {playing.label:<22} {text}")
 
-    def watch(self, timeout: float, every: float = 0.5) -> list[Playing]:
-        """Follow every cascade until it ends (or ``timeout`` seconds pass), printing each step's
-        news and playing the story's reactions. Returns the cascades as last seen."""
+    def watch(self, timeout: float | None = None, every: float = 0.5) -> list[Playing]:
+        """Follow every cascade until it ends (or ``timeout`` seconds pass; default: twice the
+        longest schedule, and a minute), printing each step's news and playing the story's
+        reactions. Returns the cascades as last seen."""
         self.out("As it happens:")
+        if timeout is None:
+            timeout = 60 + 2 * max((p.plan.ends_s for p in self.playing if p.plan), default=0.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             running = [p for p in self.playing if p.view.get("status") not in ENDED]
@@ -416,11 +429,12 @@ class Demo:
             if story.signal:
                 self._ok(self.http.post("/local/simulate", json={
                     "provider_message_id": step["provider_message_id"], "signal": story.signal}))
-                self._say(playing, f"the customer reacts to step {story.react_after + 1}: {story.signal}")
+                self._say(playing, f"reacts: step {story.react_after + 1} {step['channel']} -> {story.signal} "
+                                   "(POST /local/simulate)")
             if story.then_post:
                 event = self._event(story.then_post, self._now())
                 answer = self._ok(self.http.post("/v1/events", json=event))
-                self._say(playing, f"the business posts {event['type']} ({story.then_post})")
+                self._say(playing, f"the business posts {event['type']} (POST /v1/events, events/{story.then_post})")
                 if answer.get("cascade_id"):  # it starts a cascade of its own too
                     self.playing.append(Playing(Story(story.then_post), event, answer["cascade_id"],
                                                 answer["scenario"], story.then_post.removesuffix(".json")))
@@ -437,7 +451,7 @@ class Demo:
         self.http.close()
 
 
-def play(base: str, api_key: str, timeout: float = 900.0, out: Callable[[str], None] = print,
+def play(base: str, api_key: str, timeout: float | None = None, out: Callable[[str], None] = print,
          tag: str = "") -> list[Playing]:
     """Post every sample event to the stack at ``base``, print the schedule, follow the story to its
     end. Returns each cascade as last seen."""
@@ -455,10 +469,8 @@ def main() -> None:
 
     os.environ.setdefault("CASCADE_TIME_SCALE", f"{DEMO_TIME_SCALE:g}")
     port = int(os.environ.get("PORT", "3000"))
-    stop = threading.Event()
 
     def interrupted(*_: Any) -> None:
-        stop.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
@@ -471,14 +483,19 @@ def main() -> None:
                            # The functions' own log lines would bury the story: warnings and errors only.
                            parameters={"LogLevel": os.environ.get("LOG_LEVEL", "WARNING")}).start()
     except OSError as exc:
-        sys.exit(f"Cannot listen on port {port} ({exc.strerror}): set PORT to a free one, e.g. PORT=3100 make demo")
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        sys.exit(f"Port {port} is busy: set PORT to a free one, e.g. PORT=3100 make demo")
+    except KeyboardInterrupt:
+        sys.exit("Stopped while starting.")
     try:
         print(f"Up: API {stack.url} (docs {stack.url}/docs), API key {stack.api_key}. Ctrl-C stops it all.",
               flush=True)
-        play(stack.url, stack.api_key, out=lambda line: print(line, flush=True))
-        print(f"\nThe story is over. The stack stays up to look around: {stack.url}/dashboard, "
+        played = play(stack.url, stack.api_key, out=lambda line: print(line, flush=True))
+        over = all(p.view.get("status") in ENDED for p in played)
+        print(f"\nThe story is {'over' if over else 'taking longer than planned (the machine is busy?)'}. The stack stays up to look around: {stack.url}/dashboard, "
               f"{stack.url}/local/outbox. Ctrl-C stops it.", flush=True)
-        stop.wait()
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
