@@ -297,8 +297,7 @@ class Playing:
     scenario: str
     label: str
     contacts: dict[str, str] = field(default_factory=dict)  # bound before the event (the stack keeps them)
-    seen: dict[int, str] = field(default_factory=dict)
-    deferred: dict[int, str] = field(default_factory=dict)  # step index -> why the stack held it back
+    seen: dict[int, str] = field(default_factory=dict)  # step index -> the news last printed
     plan: Plan | None = None  # the schedule printed for it
     reacted: bool = False
     view: dict[str, Any] = field(default_factory=dict)
@@ -405,14 +404,11 @@ class Demo:
     def _follow(self, playing: Playing) -> None:
         view = playing.view = self._ok(self.http.get(f"/v1/cascades/{playing.cascade_id}"))
         for step in view["steps"]:
-            status, news = step["status"], step["status"]
+            status = step["status"]
+            news = f"deferred until {step.get('not_before')}" if status == "deferred" else status
             if status == "pending" or playing.seen.get(step["index"]) == news:
                 continue
             if status == "deferred" and step.get("not_before"):
-                news = f"deferred until {step['not_before']}"
-                if playing.seen.get(step["index"]) == news:
-                    continue
-                playing.deferred[step["index"]] = str(step.get("reason"))
                 real = (datetime.fromisoformat(step["not_before"].replace("Z", "+00:00")) - self._cascade_now(view))
                 text = f"{step['channel']:<8} waits ({step.get('reason')}): out in about " \
                        f"{max(0.0, real.total_seconds() / self.time_scale):.0f} s"
