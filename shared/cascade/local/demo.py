@@ -410,8 +410,9 @@ class Demo:
                 continue
             if status == "deferred" and step.get("not_before"):
                 real = (datetime.fromisoformat(step["not_before"].replace("Z", "+00:00")) - self._cascade_now(view))
-                text = f"{step['channel']:<8} waits ({step.get('reason')}): out in about " \
-                       f"{max(0.0, real.total_seconds() / self.time_scale):.0f} s"
+                left = real.total_seconds() / self.time_scale
+                text = f"{step['channel']:<8} waits ({step.get('reason')}): " + (
+                    f"out in about {left:.0f} s" if left >= 1 else "out now")
             else:
                 reason = f" ({step['reason']})" if step.get("reason") and status != "sent" else ""
                 text = f"{step['channel']:<8} {status}{reason}"
