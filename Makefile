@@ -1,4 +1,5 @@
 # Two commands do everything: `make run` (the local stack) and `make test` (the whole suite).
+# `make demo` (or `make run DEMO=1`) is the local stack playing every preset's sample event.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SAMVENV := .venv-sam
 CHECKOVVENV := .venv-checkov
 
-.PHONY: install run test lint typecheck bench validate build checkov clean
+.PHONY: install run demo test lint typecheck bench validate build checkov clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)  ## the local stack on http://127.0.0.1:$$PORT (default 3000)
-	$(BIN)/python -m cascade.local
+run: $(STAMP)  ## the local stack on http://127.0.0.1:$$PORT (default 3000); DEMO=1: as `make demo`
+	$(BIN)/python -m cascade.local$(if $(DEMO),.demo)
+
+demo: $(STAMP)  ## the local stack plays every preset's sample event, dates moved to now, in about 3 minutes
+	$(BIN)/python -m cascade.local.demo
 
 test: $(STAMP) $(SAMVENV)/bin/sam $(CHECKOVVENV)/bin/checkov lint validate  ## lint and sam validate, then every test (sam build and checkov included)
 	$(BIN)/python -m pytest
