@@ -8,7 +8,7 @@ says "step 1" for index 0 (:func:`step_number`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 LOCALES = ("ru", "uk", "en", "kk")
@@ -136,26 +136,13 @@ def step_number(index: int) -> int:
 
 def human_time(value: str | datetime | None, locale: str | None, timezone: str | None = None) -> str:
     """``2030-12-01T07:30:00Z`` → ``1 декабря, 12:30`` (ru, Asia/Almaty), ``December 1, 7:30 AM``
-    (en, UTC): the day and month spelled as the locale does, the time in the recipient's zone.
+    (en, UTC): the templates' ``| when`` filter (:mod:`cascade.dates`), in the recipient's zone.
     An empty value is ""; a value that is no date is returned as it is."""
-    from babel.dates import format_skeleton, format_time, get_timezone
+    from cascade.dates import format_moment
 
     if not value:
         return ""
-    try:
-        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        zone = get_timezone(timezone or "UTC")
-    except LookupError:
-        zone = get_timezone("UTC")
-    language = pick(locale)
-    day = format_skeleton("MMMMd", moment, tzinfo=zone, locale=language)
-    # CLDR puts a narrow no-break space before AM/PM: plain text (an SMS, a call's speech) wants a space.
-    return f"{day}, {format_time(moment, 'short', tzinfo=zone, locale=language)}".replace("\u202f", " ")
+    return format_moment(value, pick(locale), timezone or "UTC")
 
 
 __all__ = ["LOCALES", "channel_name", "human_time", "pick", "say", "status_name", "step_number"]
