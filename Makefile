@@ -1,4 +1,5 @@
 # Two commands do everything: `make run` (the local stack) and `make test` (the whole suite).
+# `make demo` (or `make run DEMO=1`) is the local stack playing every preset's sample event.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed-dev-$(SUM)
 SAMVENV := .venv-sam
 CHECKOVVENV := .venv-checkov
 
-.PHONY: install run test lint typecheck bench validate build checkov clean
+.PHONY: install run demo test lint typecheck bench validate build checkov clean
 
 $(LOCAL): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +24,11 @@ $(STAMP): $(LOCAL)
 
 install: $(STAMP)  ## everything: the local stack and the dev tools
 
-run: $(LOCAL)  ## the local stack on http://127.0.0.1:$$PORT (default 3000)
-	$(BIN)/python -m cascade.local
+run: $(LOCAL)  ## the local stack on http://127.0.0.1:$$PORT (default 3000); DEMO=1: as `make demo`
+	$(BIN)/python -m cascade.local$(if $(DEMO),.demo)
+
+demo: $(LOCAL)  ## the local stack plays every preset's sample event, dates moved to now, in about 3 minutes
+	$(BIN)/python -m cascade.local.demo
 
 test: $(STAMP) $(SAMVENV)/bin/sam $(CHECKOVVENV)/bin/checkov lint validate  ## lint and sam validate, then every test (sam build and checkov included)
 	$(BIN)/python -m pytest

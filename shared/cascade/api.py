@@ -6,19 +6,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from cascade import binding, consent, contacts, dashboard, outbound, reports, scenario_store, signals, views
 from cascade.aws import secret
 from cascade.errors import Conflict, FieldError, NotFound, Unauthorized, ValidationFailed
 from cascade.forecast import ForecastIn, ForecastView, scenario_forecast
 from cascade.http import (
+    JSON,
     HttpError,
     base_url,
     check_api_key,
@@ -55,15 +59,13 @@ CascadeStatusFilter = Literal["running", "succeeded", "exhausted", "cancelled", 
 PUBLIC = {"/openapi.json", "/docs", "/dashboard"}
 PUBLIC_PREFIX = "/dashboard/"  # the page's script and styles: it asks for the key itself
 
-_DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>Cascade API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
-</body></html>"""
+# The document's own description, shared by /openapi.json and the Swagger UI at /docs.
+_INFO: dict[str, Any] = {"title": "Cascade messaging API", "version": "1.0.0",
+                         "description": "Post events about a customer; the service reaches them on the cheapest channel first."}
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+    return Response(status_code=status, content_type=JSON,
                     body=json.dumps(body, ensure_ascii=False), headers=headers)
 
 
@@ -94,7 +96,17 @@ class _Resolver(APIGatewayHttpResolver):
                                        if k.lower() != "content-type"}, "content-type": "application/json"}
         except Exception as exc:
             return error_answer(exc)
-        return super().resolve(event, context)
+        answer = super().resolve(event, context)
+        headers = answer.get("headers") or {}
+        if headers.get("Content-Type") == content_types.APPLICATION_JSON:  # a route's model, as UTF-8 text
+            headers["Content-Type"] = JSON
+        return answer
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        """Powertools' document of these routes, completed (see :func:`_complete`): what both
+        ``/openapi.json`` and the Swagger UI at ``/docs`` show."""
+        doc = super().get_openapi_schema(**kwargs).model_dump(mode="json", by_alias=True, exclude_none=True)
+        return OpenAPI.model_validate(_complete(doc))
 
 
 def _decoded_path(event: dict[str, Any]) -> dict[str, Any]:
@@ -115,25 +127,42 @@ def _error(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": ErrorBody}}}
 
 
-def build_app() -> APIGatewayHttpResolver:
-    app = _Resolver(enable_validation=True)
+def _answers(errors: dict[int, str]) -> dict[int, OpenAPIResponse]:
+    """A route's own error answers, next to its 200 (the schema of its return type). The answers
+    every route shares (401, 400/413 for a body, ...) are added by :func:`_door_answers`."""
+    return {200: {"description": "Successful Response"}, **{code: _error(text) for code, text in errors.items()}}
 
-    @app.get("/v1/cascades/<cascade_id>", summary="A cascade: status, stop reason and every step")
+
+def build_app() -> APIGatewayHttpResolver:
+    # UTF-8 text, not \u escapes: Cyrillic names and templates read as written.
+    app = _Resolver(enable_validation=True, serializer=partial(json.dumps, separators=(",", ":"), cls=Encoder,
+                                                               ensure_ascii=False))
+
+    @app.get("/v1/cascades/<cascade_id>", summary="A cascade: status, stop reason and every step",
+             responses=_answers({404: "No such cascade"}))
     def get_cascade(cascade_id: str) -> CascadeView:
         return views.cascade_view(cascade_id)
 
-    @app.post("/v1/cascades/<cascade_id>/cancel", summary="Cancel a running cascade: nothing more is sent")
+    @app.post("/v1/cascades/<cascade_id>/cancel", summary="Cancel a running cascade: nothing more is sent",
+              responses=_answers({404: "No such cascade", 409: "The cascade has already ended"}))
     def cancel_cascade(cascade_id: str) -> CascadeView:
         return views.cancel(cascade_id)
 
-    @app.post("/v1/signals", summary="Report a signal: an app saw a push opened, or the business saw a reply")
+    @app.post("/v1/signals", summary="Report a signal: an app saw a push opened, or the business saw a reply",
+              responses=_answers({404: "No such cascade, or no message with this provider_message_id",
+                                  409: "Nothing has been sent in this cascade yet",
+                                  422: "Invalid: details name the field (signal, cascade_id, provider_message_id)"}))
     def post_signal(body: SignalIn) -> CascadeView:
         cascade_id, _ = signals.report(body.signal, body.cascade_id, body.provider_message_id)
         return views.cascade_view(cascade_id)
 
-    @app.post("/v1/recipients/<recipient_id>/bind/<channel>", summary="A one-time deep link that binds a messenger chat")
-    def bind_link(recipient_id: str, channel: str) -> BindLink:
-        return BindLink.model_validate(binding.deep_link(recipient_id, channel))
+    @app.post("/v1/recipients/<recipient_id>/bind/<channel>", summary="A one-time deep link that binds a messenger chat",
+              responses=_answers({422: "channel is not telegram or viber, that bot is not configured, or a bad locale"}))
+    def bind_link(recipient_id: str, channel: str,
+                  locale: Annotated[str | None, Query(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description=(
+                      "the language the bot confirms the binding in (default: the recipient's running "
+                      "cascade, else the messenger's language, else en)"))] = None) -> BindLink:
+        return BindLink.model_validate(binding.deep_link(recipient_id, channel, locale=locale))
 
     @app.get("/v1/cascades", summary="A scenario's recent cascades (last 7 days), newest first")
     def list_cascades(scenario: Annotated[str, Query(min_length=1, max_length=64)],
@@ -144,7 +173,7 @@ def build_app() -> APIGatewayHttpResolver:
     @app.get("/v1/reports/scenarios/<scenario_id>",
              summary="A scenario's funnel per step and channel, totals, cost, and step 1 alone; ?format=csv",
              responses={200: {"description": "The report (JSON, or CSV with format=csv)",
-                              "content": {"text/csv": {}}},
+                              "content": {"application/json": {"model": ScenarioReport}, "text/csv": {}}},
                         404: _error("No such scenario"), 422: _error("from/to are not dates, or out of order")})
     def scenario_report(scenario_id: str, from_: Annotated[str | None, Query(alias="from")] = None,
                         to: Annotated[str | None, Query()] = None,
@@ -164,7 +193,8 @@ def build_app() -> APIGatewayHttpResolver:
              summary="Contacts to clean: invalid ones (bounced, unknown numbers, blocked bots), then inactive ones; "
                      "?format=csv",
              responses={200: {"description": "A page of contacts (JSON, or CSV with format=csv; the next "
-                                             "page's cursor is in X-Next-Cursor)", "content": {"text/csv": {}}},
+                                             "page's cursor is in X-Next-Cursor)",
+                             "content": {"application/json": {"model": ContactReport}, "text/csv": {}}},
                         422: _error("state, limit, format or cursor is not valid")})
     def contacts_report(state: Annotated[str | None, Query(pattern="^(invalid|inactive)$")] = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -185,7 +215,8 @@ def build_app() -> APIGatewayHttpResolver:
         return views.timeline(recipient_id)
 
     @app.get("/v1/recipients/<recipient_id>/consent",
-             summary="What a recipient consented to, refused or opted out of, per channel and purpose")
+             summary="What a recipient consented to, refused or opted out of, per channel and purpose",
+             responses=_answers({422: "recipient_id is longer than 128 characters"}))
     def get_consent(recipient_id: str) -> ConsentView:
         return consent.view(recipient_id)
 
@@ -195,7 +226,9 @@ def build_app() -> APIGatewayHttpResolver:
         return consent.record(recipient_id, body)
 
     @app.post("/v1/scenarios/<scenario_id>/preview",
-              summary="Every step of a scenario for a sample recipient: text, SMS encoding and parts, cost")
+              summary="Every step of a scenario for a sample recipient: text, SMS encoding and parts, cost",
+              responses=_answers({404: "No such scenario",
+                                  422: "Invalid: details name the field, or the data a template needs"}))
     def preview_scenario(scenario_id: str, body: PreviewIn) -> PreviewView:
         found = scenario_store.get(scenario_id)  # the version in effect: a saved one, else the preset
         if found is None:
@@ -203,7 +236,8 @@ def build_app() -> APIGatewayHttpResolver:
         return preview(found.scenario, body, base_url(app.current_event.raw_event, settings().public_base_url))
 
     @app.post("/v1/scenarios/<scenario_id>/forecast",
-              summary="Expected sends, reach, cost and time to success for an audience, vs the first channel alone")
+              summary="Expected sends, reach, cost and time to success for an audience, vs the first channel alone",
+              responses=_answers({404: "No such scenario", 422: "Invalid: details name each field at fault"}))
     def forecast_scenario(scenario_id: str, body: ForecastIn) -> ForecastView:
         return scenario_forecast(scenario_id, body)
 
@@ -213,7 +247,8 @@ def build_app() -> APIGatewayHttpResolver:
     def list_scenarios() -> ScenarioList:
         return ScenarioList.model_validate({"scenarios": scenario_store.all_scenarios()})
 
-    @app.get("/v1/scenarios/<scenario_id>", summary="A scenario as in effect, with its version and source")
+    @app.get("/v1/scenarios/<scenario_id>", summary="A scenario as in effect, with its version and source",
+             responses=_answers({404: "No such scenario"}))
     def get_scenario(scenario_id: str) -> StoredScenario:
         found = scenario_store.get(scenario_id)
         if found is None:
@@ -235,7 +270,8 @@ def build_app() -> APIGatewayHttpResolver:
 
     @app.delete("/v1/scenarios/<scenario_id>", summary="Delete a saved scenario: an override's preset comes back",
                 responses={204: {"description": "Deleted (running cascades finish on their version)", "content": {}},
-                           404: _error("Nothing saved under this id")})
+                           404: _error("Nothing saved under this id"),
+                           409: _error("Scenarios are being changed concurrently; try again")})
     def delete_scenario(scenario_id: str) -> Response[None]:
         scenario_store.delete(scenario_id)
         return Response(status_code=204, body=None)
@@ -243,14 +279,15 @@ def build_app() -> APIGatewayHttpResolver:
     # -- outbound events for the business's CRM (cascade.outbound): one registration
 
     @app.put("/v1/webhooks", summary="Register the URL and secret the CRM events are POSTed to (signed)",
-             responses={400: _error("Body is not JSON"), 413: _error("Body too large"),
+             responses={200: {"description": "Registered (the secret is never shown)"},
+                        400: _error("Body is not JSON"), 413: _error("Body too large"),
                         422: _error("Invalid: details name the field (url, secret, events)")})
     def put_webhook() -> WebhookView:
         # Read as JSON whatever the content type (curl -d sends a form's), and never echo the body.
         return outbound.register(outbound.parse(json_body(app.current_event.raw_event, settings().max_body_bytes)))
 
     @app.get("/v1/webhooks", summary="The registered CRM webhook (the secret is never shown)",
-             responses={404: _error("No webhook is registered")})
+             responses={200: {"description": "The registration"}, 404: _error("No webhook is registered")})
     def get_webhook() -> WebhookView:
         return outbound.registration()
 
@@ -264,9 +301,9 @@ def build_app() -> APIGatewayHttpResolver:
     def openapi():  # a Response annotation would enter the schema
         return _json(200, openapi_document(app))
 
-    @app.get("/docs", include_in_schema=False)
-    def docs():  # same: no return annotation
-        return Response(status_code=200, content_type="text/html; charset=utf-8", body=_DOCS)
+    # Swagger UI with the assets Powertools ships (no CDN: it works offline), the same document
+    # inline, and "Authorize" for the bearer key; ?format=json answers the document too.
+    app.enable_swagger(path="/docs", compress=True, persist_authorization=True, **_INFO)
 
     @app.get("/dashboard", include_in_schema=False)
     def dashboard_page():  # same: no return annotation
@@ -322,11 +359,12 @@ def build_app() -> APIGatewayHttpResolver:
 
 
 def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
+    """The API document, as ``/openapi.json`` serves it."""
+    return dict(json.loads(app.get_openapi_json_schema(**_INFO)))
+
+
+def _complete(doc: dict[str, Any]) -> dict[str, Any]:
     """The resolver's own schema, plus the routes other functions serve (ingest, links, webhooks)."""
-    doc: dict[str, Any] = json.loads(app.get_openapi_json_schema(
-        title="Cascade messaging API", version="1.0.0",
-        description="Post events about a customer; the service reaches them on the cheapest channel first.",
-    ))
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
 
     def ref(model: Any) -> dict[str, str]:
@@ -343,7 +381,8 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
         "operationId": "post_event",
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref(EventIn)}}},
         "responses": {
-            "202": {"description": "Started (cascade_id, scenario, status) or stopped (stopped: [ids])",
+            "202": {"description": "Started (cascade_id, scenario, status; warnings when it will send nothing at all) "
+                                   "or stopped (stopped: [ids])",
                     "content": {"application/json": {"schema": {"anyOf": [ref(CascadeStarted), ref(CascadesStopped)]}}}},
             "400": answer(ErrorBody, "Body is not JSON"),
             "401": answer(ErrorBody, "Missing or wrong API key"),
@@ -374,24 +413,55 @@ def openapi_document(app: APIGatewayHttpResolver) -> dict[str, Any]:
                  "operationId": "unsubscribe", "security": [], "parameters": [unsubscribe],
                  "responses": {"200": {"description": "Unsubscribed"}, "404": {"description": "Unknown link"}}},
     }
-    # Provider webhooks: each checks its provider's signature on the raw body before anything else.
-    hooks = [("post", "/webhooks/telegram", "Telegram Bot API updates (X-Telegram-Bot-Api-Secret-Token)"),
-             ("get", "/webhooks/whatsapp", "WhatsApp Cloud API verification handshake (hub.verify_token)"),
-             ("post", "/webhooks/whatsapp", "WhatsApp statuses and messages (X-Hub-Signature-256)"),
-             ("post", "/webhooks/viber", "Viber callbacks (X-Viber-Content-Signature)"),
-             ("post", "/webhooks/twilio/voice", "Twilio call status and key presses (X-Twilio-Signature)"),
-             ("post", "/webhooks/twilio/sms", "Twilio SMS receipts and replies (X-Twilio-Signature)"),
-             ("post", "/webhooks/operator", "Operator desk outcome (X-Cascade-Signature, HMAC-SHA256)")]
-    for method, path, summary in hooks:
+    # Provider webhooks: each checks its provider's signature on the raw body before anything else,
+    # and refuses a forged request the way its provider expects (Twilio and Meta's handshake: 403).
+    signature, token = ("401", "Missing or wrong signature"), ("403", "Missing or wrong signature or verify token")
+    hooks = [("post", "/webhooks/telegram", "Telegram Bot API updates (X-Telegram-Bot-Api-Secret-Token)", signature),
+             ("get", "/webhooks/whatsapp", "WhatsApp Cloud API verification handshake (hub.verify_token)", token),
+             ("post", "/webhooks/whatsapp", "WhatsApp statuses and messages (X-Hub-Signature-256)", signature),
+             ("post", "/webhooks/viber", "Viber callbacks (X-Viber-Content-Signature)", signature),
+             ("post", "/webhooks/twilio/voice", "Twilio call status and key presses (X-Twilio-Signature)", token),
+             ("post", "/webhooks/twilio/sms", "Twilio SMS receipts and replies (X-Twilio-Signature)", token),
+             ("post", "/webhooks/operator", "Operator desk outcome (X-Cascade-Signature, HMAC-SHA256)", signature)]
+    for method, path, summary, (refused, why) in hooks:
+        body_errors = ({"400": answer(ErrorBody, "Body is not JSON (or, for Twilio, not UTF-8 form data)"),
+                        "413": answer(ErrorBody, "Body too large")} if method == "post" else {})
         doc["paths"].setdefault(path, {})[method] = {
             "summary": summary, "operationId": path.strip("/").replace("/", "_") + f"_{method}", "security": [],
-            "responses": {"200": {"description": "Accepted"},
-                          "401": {"description": "Missing or wrong signature"},
-                          "403": {"description": "Refused (wrong verify token or signature, as the provider expects)"}},
+            "responses": {"200": {"description": "Accepted"}, refused: answer(ErrorBody, why), **body_errors},
         }
+    doc["paths"]["/webhooks/operator"]["post"]["responses"]["404"] = answer(ErrorBody, "No such operator task")
     doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     doc["security"] = [{"bearer": []}]
+    _door_answers(doc, {"application/json": {"schema": ref(ErrorBody)}})
     return doc
+
+
+def _door_answers(doc: dict[str, Any], error: dict[str, Any]) -> None:
+    """Answers :class:`_Resolver` (and the ingest function) give before a route runs, on every
+    operation they can reach: 401 without the key (all but the public ones), 400 and 413 for a
+    body that is not JSON or too large, 404 for a path parameter that holds '/'. Powertools' own
+    422 is listed with the error model it really has, and only where something is validated."""
+    for item in doc["paths"].values():
+        for op in item.values():
+            answers, kinds = op["responses"], {p["in"] for p in op.get("parameters", [])}
+            if op.get("security") != []:
+                answers.setdefault("401", {"description": "Missing or wrong API key", "content": error})
+            if "requestBody" in op:
+                answers.setdefault("400", {"description": "Body is not JSON", "content": error})
+                answers.setdefault("413", {"description": "Body too large", "content": error})
+            if "path" in kinds:
+                answers.setdefault("404", {"description": "A path parameter holds '/' (%2F)", "content": error})
+            validated = answers.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if validated.get("$ref") == "#/components/schemas/HTTPValidationError":  # Powertools' own
+                if "query" in kinds or "requestBody" in op:
+                    answers["422"] = {"description": "Invalid: details name each field at fault", "content": error}
+                else:  # a path parameter is any text: nothing can fail
+                    del answers["422"]
+    used = json.dumps(doc["paths"])
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):  # Powertools' own
+        if f"/{name}\"" not in used:
+            doc["components"]["schemas"].pop(name, None)
 
 
 __all__ = ["build_app", "openapi_document"]

@@ -163,6 +163,21 @@ def stop_reply(sig: Signal, ref: dict[str, Any], store: CascadeStore) -> None:
             provider_message_id=ref.get("provider_message_id"))
 
 
+def acknowledgement(sig: Signal, cascade_id: str | None, store: CascadeStore | None = None) -> str | None:
+    """What a bot answers in the chat to a STOP (or a START) it just applied: the change confirmed,
+    in the language of the cascade the reply belongs to. None for any other signal."""
+    import json
+
+    from cascade import wording
+
+    key = "unsubscribed" if stops(sig) else "resubscribed" if starts(sig) else None
+    cascade = (store or default_store()).get(cascade_id) if key and cascade_id else None
+    if key is None or cascade is None:
+        return None
+    default = json.loads(cascade.get("scenario_json") or "{}").get("default_locale")
+    return wording.say(key, wording.pick(cascade["recipient"].get("locale"), default))
+
+
 def opt_out(recipient_id: str, channel: str, via: str, store: CascadeStore | None = None, *,
             cascade: dict[str, Any] | None = None, step: int | None = None, text: str | None = None,
             provider_message_id: str | None = None) -> list[str]:
@@ -220,6 +235,8 @@ _PAGE = {
            "Вы отписались: писем от нас больше не будет.", "Ссылка недействительна или устарела."),
     "uk": ("Відписатися", "Більше не надсилати вам листи?", "Відписатися",
            "Ви відписалися: листів від нас більше не буде.", "Посилання недійсне або застаріле."),
+    "kk": ("Жазылымнан бас тарту", "Бұдан былай сізге хат жібермейік пе?", "Жазылымнан бас тарту",
+           "Сіз жазылымнан бас тарттыңыз: бізден хат енді келмейді.", "Сілтеме жарамсыз немесе мерзімі өткен."),
 }
 
 
@@ -255,5 +272,5 @@ def _html(status: int, body: str) -> dict[str, Any]:
             "body": body}
 
 
-__all__ = ["check", "is_stop", "opt_out", "record", "ruling", "stop_reply", "stops", "unsubscribe_answer",
+__all__ = ["acknowledgement", "check", "is_stop", "opt_out", "record", "ruling", "stop_reply", "stops", "unsubscribe_answer",
            "unsubscribe_link", "view"]

@@ -285,7 +285,7 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
     clear = context
     context = {**context, "data": {**context["data"], **secret}} if secret else context
     try:
-        subject, text = render(step, locale, context)
+        subject, text = render(step, locale, context, scenario.timezone)
     except Exception as exc:  # a template that cannot render will not render on retry either
         raise PermanentSendError(secret_data.scrub(f"template: {type(exc).__name__}: {exc}", secret)) from (
             None if secret else exc)
@@ -303,11 +303,13 @@ def _compose(store: CascadeStore, cascade: dict[str, Any], scenario: Scenario, i
         "scenario": {"id": scenario.id, "name": scenario.name, "purpose": scenario.purpose},
         "history": [{"step": s["index"], "channel": s["channel"], "status": s["status"], "sent_at": s.get("sent_at")}
                     for s in cascade["steps"][:index]],
+        "steps_total": len(cascade["steps"]),
     }
     if step.whatsapp_template is not None:
         tpl = step.whatsapp_template
         try:
-            params = [track_links(render_string(p, context), cascade["api_base"], remember) for p in tpl.params]
+            params = [track_links(render_string(p, context, locale, scenario.timezone), cascade["api_base"], remember)
+                      for p in tpl.params]
         except Exception as exc:
             raise PermanentSendError(secret_data.scrub(f"template: {type(exc).__name__}: {exc}", secret)) from (
                 None if secret else exc)

@@ -13,6 +13,9 @@ from typing import Any
 from cascade.errors import Conflict, FieldError, NotFound, SignatureInvalid, Unauthorized, ValidationFailed
 from cascade.observability import logger
 
+# Every JSON answer: UTF-8 text (ensure_ascii=False), and the charset said, so Cyrillic reads as written.
+JSON = "application/json; charset=utf-8"
+
 
 class HttpError(Exception):
     def __init__(self, status: int, body: dict[str, Any]) -> None:
@@ -135,7 +138,7 @@ def check_api_key(headers: dict[str, str], expected: str) -> None:
 
 
 def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"content-type": "application/json", **(headers or {})},
+    return {"statusCode": status, "headers": {"content-type": JSON, **(headers or {})},
             "body": json.dumps(body, ensure_ascii=False)}
 
 
@@ -167,5 +170,5 @@ def guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return error_answer(exc)
 
 
-__all__ = ["MAX_DEPTH", "HttpError", "base_url", "check_api_key", "error_answer", "error_body", "guarded",
+__all__ = ["JSON", "MAX_DEPTH", "HttpError", "base_url", "check_api_key", "error_answer", "error_body", "guarded",
            "headers_of", "json_body", "loads", "raw_body", "respond", "respond_text"]

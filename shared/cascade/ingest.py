@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cascade import adaptive, aws, secret_data, signals
+from cascade import adaptive, aws, reach, secret_data, signals
 from cascade.errors import Conflict, FieldError, ValidationFailed
 from cascade.models import EventIn
 from cascade.observability import logger
@@ -158,7 +158,12 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         raise
     if created:
         logger.info("cascade started", cascade_id=cascade_id, scenario=scenario.id, steps=len(scenario.steps))
-    return {"cascade_id": cascade_id, "scenario": scenario.id, "status": status}
+    answer: dict[str, Any] = {"cascade_id": cascade_id, "scenario": scenario.id, "status": status}
+    # Accepted, but every step would be skipped: say why now rather than let it end with nothing sent.
+    if warnings := reach.warnings(cascade, scenario, store):
+        logger.info("cascade will send nothing", cascade_id=cascade_id, reasons=[w["reason"] for w in warnings])
+        answer["warnings"] = warnings
+    return answer
 
 
 def _dedupe_key(event: EventIn, scenario: Scenario, correlation_value: str) -> str | None:

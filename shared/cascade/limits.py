@@ -9,7 +9,9 @@ undefined variables.
 
 The limits (characters; links counted as the tracked links they become):
 
-- SMS: at most the scenario's ``max_sms_parts`` parts (see :mod:`cascade.segments`);
+- SMS: at most the scenario's ``max_sms_parts`` parts (see :mod:`cascade.segments`); every SMS
+  step's parts and characters left before the next part, per locale, are in :func:`sms_budget`
+  (the save answer's ``sms``);
 - Telegram 4096 and WhatsApp free text 4096 (the APIs' own limits), Viber 7000;
 - WhatsApp template parameters (Cloud API): at most 1024 characters each, no newline or tab, no
   more than four spaces in a row;
@@ -21,9 +23,9 @@ The limits (characters; links counted as the tracked links they become):
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from cascade.segments import sms_info
+from cascade.segments import GSM7_PART, GSM7_SINGLE, UCS2_PART, UCS2_SINGLE, SmsInfo, sms_info
 
 if TYPE_CHECKING:
     from cascade.scenarios import Scenario, Step
@@ -36,6 +38,34 @@ WHATSAPP_PARAM_MAX = 1024
 TRACKED_LINK_CHARS = 60
 _TRACKED_PLACEHOLDER = "https://" + "x" * (TRACKED_LINK_CHARS - len("https://"))
 _FIVE_SPACES = re.compile(r" {5,}")
+# A tracked link's token: secrets.token_urlsafe(16).
+LINK_TOKEN_CHARS = 22
+
+
+class SmsBudget(TypedDict):
+    """One SMS step in one locale, rendered against the sample context with links as sent."""
+
+    step: int  # the step's index in ``steps`` (as in ``steps.2.template.ru``)
+    locale: str
+    encoding: Literal["GSM-7", "UCS-2"]
+    parts: int
+    chars_left: int  # characters that still fit before one more part is billed
+
+
+def tracked_link(api_base: str | None = None) -> str:
+    """What a tracked link looks like once sent: ``<api_base>/r/<token>``, or a ``TRACKED_LINK_CHARS``
+    placeholder when the API's public address is not known (no ``PublicBaseUrl``, no request)."""
+    if not api_base:
+        return _TRACKED_PLACEHOLDER
+    return f"{api_base.rstrip('/')}/r/" + "x" * LINK_TOKEN_CHARS
+
+
+def chars_left(info: SmsInfo) -> int:
+    """How many more characters (septets or UTF-16 units) fit before the text takes another part."""
+    gsm = info["encoding"] == "GSM-7"
+    single, per_part = (GSM7_SINGLE, GSM7_PART) if gsm else (UCS2_SINGLE, UCS2_PART)
+    room = single if info["parts"] <= 1 else info["parts"] * per_part
+    return max(room - info["characters"], 0)
 
 _SAMPLE_NAMES = {"ru": "Анна", "uk": "Оксана", "kk": "Айгерім", "en": "Anna"}
 
@@ -118,7 +148,7 @@ def step_problems(scenario: Scenario, index: int, step: Step) -> list[str]:
         where = f"steps[{index}].template.{locale}"
         context = sample_context(scenario, index, locale)
         try:
-            subject, text = render(step, locale, context)
+            subject, text = render(step, locale, context, scenario.timezone)
         except Exception as exc:  # any template error: syntax, undefined variable, sandbox
             problems.append(f"{where}: cannot render: {type(exc).__name__}: {exc}")
             continue
@@ -133,7 +163,7 @@ def step_problems(scenario: Scenario, index: int, step: Step) -> list[str]:
             for i, param in enumerate(step.whatsapp_template.params):
                 place = f"steps[{index}].whatsapp_template.params[{i}] ({locale})"
                 try:
-                    value = as_sent(render_string(param, context), scenario.track_links)
+                    value = as_sent(render_string(param, context, locale, scenario.timezone), scenario.track_links)
                 except Exception as exc:
                     problems.append(f"{place}: cannot render: {type(exc).__name__}: {exc}")
                     continue
@@ -168,6 +198,29 @@ def problems(scenario: Scenario) -> list[str]:
     return found
 
 
+def sms_budget(scenario: Scenario, api_base: str | None = None) -> list[SmsBudget]:
+    """Every SMS step (or step with an SMS alternative) in every locale it has: encoding, parts and
+    the characters left before the next part, rendered against the sample context with links as
+    the customer gets them (see :func:`tracked_link`). A step that cannot render is left out: it
+    is a problem (:func:`problems`), not a budget."""
+    from cascade.rendering import render
+
+    link = tracked_link(api_base)
+    budget: list[SmsBudget] = []
+    for index, step in enumerate(scenario.steps):
+        if "sms" not in step.channels:
+            continue
+        for locale in step.template:
+            try:
+                _, text = render(step, locale, sample_context(scenario, index, locale), scenario.timezone)
+            except Exception:  # noqa: S112 - a template that cannot render is reported by problems()
+                continue
+            info = sms_info(as_sent(text, scenario.track_links, link))
+            budget.append({"step": index, "locale": locale, "encoding": info["encoding"], "parts": info["parts"],
+                           "chars_left": chars_left(info)})
+    return budget
+
+
 def check(scenario: Scenario) -> None:
     """Refuse a scenario whose messages would fail or be cut: ValueError naming each step and locale."""
     found = problems(scenario)
@@ -175,6 +228,6 @@ def check(scenario: Scenario) -> None:
         raise ValueError("; ".join(found))
 
 
-__all__ = ["SUBJECT_LIMITS", "TEXT_LIMITS", "TRACKED_LINK_CHARS", "WHATSAPP_PARAM_MAX", "as_sent", "check",
-           "problems", "sample_context", "sample_data", "sample_recipient", "sample_value", "text_problem",
-           "whatsapp_param_problem"]
+__all__ = ["LINK_TOKEN_CHARS", "SUBJECT_LIMITS", "TEXT_LIMITS", "TRACKED_LINK_CHARS", "WHATSAPP_PARAM_MAX",
+           "SmsBudget", "as_sent", "chars_left", "check", "problems", "sample_context", "sample_data",
+           "sample_recipient", "sample_value", "sms_budget", "text_problem", "tracked_link", "whatsapp_param_problem"]

@@ -146,12 +146,25 @@ class BindLink(BaseModel):
     expires_at: str
 
 
+class TriggerWarning(BaseModel):
+    """Why one step of a cascade that will send nothing at all is to be skipped."""
+
+    step: int = Field(description="the step's index, as in GET /v1/cascades/{id} (from 0)")
+    channel: str
+    reason: Literal["condition", "no_contact", "invalid_contact", "test_mode", "no_consent", "opted_out", "no_time",
+                    "past"] = Field(description="the reason the step will show when it is skipped")
+    message: str = Field(description="the reason in a sentence")
+
+
 class CascadeStarted(BaseModel):
     cascade_id: str
     scenario: str
     status: CascadeStatus
     duplicate: bool | None = Field(default=None, description="true: the trigger matched a running cascade of the "
                                                              "scenario (dedupe: running); nothing new was started")
+    warnings: list[TriggerWarning] | None = Field(
+        default=None, description="only when the cascade will send nothing at all: one entry per step, saying "
+                                  "why it will be skipped (absent when any step can send)")
 
 
 class CascadesStopped(BaseModel):
@@ -440,6 +453,7 @@ __all__ = [
     "StepView",
     "Timeline",
     "Touch",
+    "TriggerWarning",
     "WebhookIn",
     "WebhookView",
 ]

@@ -15,9 +15,6 @@ from cascade.errors import FieldError, ValidationFailed
 from cascade.models import RecipientIn
 from cascade.scenarios import CONTACT_FIELD, Scenario
 
-# The length of a tracked link's token (secrets.token_urlsafe(16)).
-_TOKEN_CHARS = 22
-
 
 class PreviewIn(BaseModel):
     """A sample recipient and event data: what the scenario's event would carry."""
@@ -33,6 +30,7 @@ class SmsView(BaseModel):
     parts: int = Field(description="billed parts: 160/153 septets for GSM-7, 70/67 UTF-16 units for UCS-2")
     characters: int = Field(description="length in the encoding's units (septets or UTF-16 code units), "
                                         "links counted as the tracked links they become")
+    chars_left: int = Field(description="characters that still fit before one more part is billed")
 
 
 class PreviewStep(BaseModel):
@@ -58,7 +56,7 @@ def preview(scenario: Scenario, body: PreviewIn, api_base: str) -> PreviewView:
     """Render every step for ``body``'s recipient and data. Missing required data → 422 naming
     ``data.<field>``; a template that cannot render this data → 422 naming the step."""
     from cascade import prices
-    from cascade.limits import as_sent
+    from cascade.limits import as_sent, chars_left, tracked_link
     from cascade.planning import pick_locale
     from cascade.rendering import holds, render
     from cascade.segments import sms_info
@@ -69,7 +67,7 @@ def preview(scenario: Scenario, body: PreviewIn, api_base: str) -> PreviewView:
         raise ValidationFailed(missing)
     recipient = body.recipient.model_dump()
     locale = pick_locale(body.recipient.locale, scenario)
-    tracked_link = f"{api_base.rstrip('/')}/r/" + "x" * _TOKEN_CHARS
+    link = tracked_link(api_base)
     table = prices.prices()
     steps: list[PreviewStep] = []
     for index, step in enumerate(scenario.steps):
@@ -82,14 +80,15 @@ def preview(scenario: Scenario, body: PreviewIn, api_base: str) -> PreviewView:
         }
         name = next((n for n in step.channels if recipient.get(CONTACT_FIELD[n])), step.channel)
         try:
-            subject, text = render(step, locale, context)
+            subject, text = render(step, locale, context, scenario.timezone)
         except Exception as exc:  # the scenario renders its sample; this data does not fit it
             raise FieldError("data", f"steps[{index}].template.{locale}: {type(exc).__name__}: {exc}") from None
         if name == "push":
             subject = subject or scenario.name  # a push without a subject is titled with the scenario's name
         sms = None
         if name == "sms":
-            sms = SmsView.model_validate(sms_info(as_sent(text, scenario.track_links, tracked_link)))
+            info = sms_info(as_sent(text, scenario.track_links, link))
+            sms = SmsView.model_validate({**info, "chars_left": chars_left(info)})
         steps.append(PreviewStep(
             index=index, channel=name, text=text, subject=subject, sms=sms,
             cost=prices.cost(name, sms.parts if sms else None, table),

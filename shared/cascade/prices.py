@@ -92,4 +92,18 @@ def cost(channel: str, sms_parts: int | None = None, price_table: dict[str, floa
     return round(price, 8)
 
 
-__all__ = ["DEFAULT_CURRENCY", "DEFAULT_PRICES", "cost", "currency", "parse_overrides", "prices", "table"]
+def round_money(value: float, currency_code: str) -> float:
+    """``value`` rounded half up to the minor unit of ``currency_code`` (Babel's CLDR data: 2 digits
+    for USD and KZT, 0 for JPY, 3 for KWD; 2 for a code it does not know), in decimal so that
+    float noise (157.60000000000002) goes and 0.125 becomes 0.13."""
+    from decimal import ROUND_HALF_UP, Context, Decimal
+
+    from babel.numbers import get_currency_precision
+
+    unit = Decimal(1).scaleb(-get_currency_precision(currency_code))
+    # Enough digits for any float (a price table may hold anything): never an InvalidOperation.
+    return float(Decimal(repr(value)).quantize(unit, ROUND_HALF_UP, Context(prec=400)))
+
+
+__all__ = ["DEFAULT_CURRENCY", "DEFAULT_PRICES", "cost", "currency", "parse_overrides", "prices", "round_money",
+           "table"]

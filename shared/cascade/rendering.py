@@ -1,4 +1,8 @@
-"""Message text: templates rendered in jinja2's sandbox, then every link made trackable."""
+"""Message text: templates rendered in jinja2's sandbox, then every link made trackable.
+
+Besides jinja2's own filters, templates have ``when``, ``date`` and ``time``: an ISO 8601 value
+in the reader's language and time zone (``{{ data.appointment_at | when }}`` → ``1 декабря, 10:30``;
+see :mod:`cascade.dates`)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from cascade.dates import Part, format_moment
 from cascade.scenarios import Step
 
 # A link in message text, without the punctuation that may follow it.
@@ -37,26 +42,53 @@ def link_problem(value: object) -> str | None:
     return None
 
 
+# Where the date filters find the rendering's locale and the scenario's time zone.
+_READER = "_reader"
+
+
+def _date_filter(part: Part) -> Callable[..., str]:
+    from jinja2 import Undefined, pass_context
+
+    @pass_context
+    def filter_(ctx: Any, value: Any) -> str:
+        if isinstance(value, Undefined):
+            return str(value)  # strict: a missing field fails as it would without the filter
+        reader = ctx.get(_READER) or {}
+        recipient = ctx.get("recipient") or {}
+        return format_moment(value, reader.get("locale") or recipient.get("locale"), recipient.get("timezone"),
+                             reader.get("timezone"), part)
+
+    return filter_
+
+
 @cache
 def _env() -> Any:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
+    env.filters.update({"when": _date_filter("when"), "date": _date_filter("date"), "time": _date_filter("time")})
+    return env
 
 
-def render(step: Step, locale: str, context: dict[str, Any]) -> tuple[str | None, str]:
-    """(subject, text) of a step in a locale, rendered against recipient/data/cascade."""
+def _with_reader(context: dict[str, Any], locale: str | None, timezone: str | None) -> dict[str, Any]:
+    return {**context, _READER: {"locale": locale, "timezone": timezone}}
+
+
+def render(step: Step, locale: str, context: dict[str, Any], timezone: str | None = None) -> tuple[str | None, str]:
+    """(subject, text) of a step in a locale, rendered against recipient/data/cascade. ``timezone``
+    (the scenario's) shows UTC times to a recipient who has none of their own."""
     copy = step.template.get(locale) or step.template["en"]
     env = _env()
+    context = _with_reader(context, locale, timezone)
     subject = env.from_string(copy.subject).render(context).strip() if copy.subject else None
     text = env.from_string(copy.text).render(context).strip()
     return subject, text
 
 
-def render_string(source: str, context: dict[str, Any]) -> str:
+def render_string(source: str, context: dict[str, Any], locale: str | None = None, timezone: str | None = None) -> str:
     """One template string (e.g. a WhatsApp template parameter), rendered in the same sandbox."""
-    return str(_env().from_string(source).render(context)).strip()
+    return str(_env().from_string(source).render(_with_reader(context, locale, timezone))).strip()
 
 
 @cache

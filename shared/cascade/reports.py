@@ -18,7 +18,7 @@ on those days (UTC; default: the last 30 days), with everything that happened to
 - ``adaptive``: for scenarios with adaptive order, the same totals for the adaptive cascades and
   the holdout that kept the static order, and the difference.
 
-``?format=csv`` gives the step rows and a total row."""
+``?format=csv`` gives the step rows (``step`` counted from 1) and a total row."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cascade import prices
+from cascade import prices, wording
 from cascade.aggregate import bucket_seconds
 from cascade.errors import FieldError
 from cascade.facts import amount
@@ -157,16 +157,17 @@ def channel_history(scenario_id: str, store: CascadeStore | None = None, days: i
     return history
 
 
-CSV_COLUMNS = ("index", "channel", *COUNTERS, "cost")
+CSV_COLUMNS = ("step", "channel", *COUNTERS, "cost")
 
 
 def report_csv(report: dict[str, Any]) -> str:
-    """The step rows of a report, and a total row, as CSV."""
+    """The step rows of a report, and a total row, as CSV. A spreadsheet is read by people: its
+    ``step`` counts from 1, as the dashboard and the operator's task do (JSON keeps ``index``)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for step in report["steps"]:
-        writer.writerow([step[k] for k in CSV_COLUMNS])
+        writer.writerow([wording.step_number(step["index"]), *(step[k] for k in CSV_COLUMNS[1:])])
     total = {k: sum(s[k] for s in report["steps"]) for k in COUNTERS}
     total["successes"] = report["totals"]["successes"]
     writer.writerow(["total", "", *(total[k] for k in COUNTERS), report["totals"]["cost"]])

@@ -55,12 +55,23 @@ class ScenarioList(BaseModel):
     scenarios: list[ScenarioSummary]
 
 
+class SmsPartsView(BaseModel):
+    step: int = Field(description="the step's index in `steps`")
+    locale: str
+    encoding: Literal["GSM-7", "UCS-2"]
+    parts: int = Field(description="billed parts of the sample text, links counted as the tracked links they become")
+    chars_left: int = Field(description="characters that still fit before one more part is billed")
+
+
 class StoredScenario(Scenario):
     """A scenario as ``GET /v1/scenarios/{id}`` shows it. Sent back with ``PUT``, its ``version``
-    must still be current (409 otherwise: someone saved in between); ``source`` is ignored."""
+    must still be current (409 otherwise: someone saved in between); ``source`` and ``sms`` are ignored."""
 
     version: int
     source: Source
+    sms: list[SmsPartsView] = Field(
+        default_factory=list, description="every SMS step in every locale, rendered against sample data: parts "
+                                          "and the characters left before the next part (cascade.limits.sms_budget)")
 
 
 @dataclass(frozen=True)
@@ -71,8 +82,14 @@ class Versioned:
     version: int
     source: Source
 
-    def view(self) -> StoredScenario:
-        return StoredScenario.model_construct(**dict(self.scenario), version=self.version, source=self.source)
+    def view(self, api_base: str | None = None) -> StoredScenario:
+        """With its SMS budget, links counted as ``<api_base>/r/<token>`` (as the save-time check
+        counts them when the API's address is not given: ``limits.TRACKED_LINK_CHARS``)."""
+        from cascade.limits import sms_budget
+
+        sms = [SmsPartsView.model_validate(b) for b in sms_budget(self.scenario, api_base)]
+        return StoredScenario.model_construct(**dict(self.scenario), version=self.version, source=self.source,
+                                              sms=sms)
 
 
 def _entry(scenario: Scenario, version: int, source: Source) -> dict[str, Any]:
@@ -213,6 +230,7 @@ def parse(scenario_id: str, raw: Any) -> tuple[Scenario, int | None]:
         raise FieldError("body", "a scenario is a JSON object")
     body = dict(raw)
     body.pop("source", None)
+    body.pop("sms", None)
     expected = body.pop("version", None)
     if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int) or expected < 0):
         raise FieldError("version", "the version you read: a whole number, 0 for a preset")
@@ -273,5 +291,5 @@ def delete(scenario_id: str, store: CascadeStore | None = None) -> None:
     raise Conflict("scenarios are being changed concurrently; try again")
 
 
-__all__ = ["MAX_STORED", "Catalog", "ScenarioList", "ScenarioSummary", "Source", "StoredScenario", "Versioned",
-           "all_scenarios", "by_trigger", "catalog", "delete", "get", "parse", "save", "stopped_by"]
+__all__ = ["MAX_STORED", "Catalog", "ScenarioList", "ScenarioSummary", "SmsPartsView", "Source", "StoredScenario",
+           "Versioned", "all_scenarios", "by_trigger", "catalog", "delete", "get", "parse", "save", "stopped_by"]

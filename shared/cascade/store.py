@@ -506,6 +506,24 @@ class CascadeStore:
                 break
         return found[:limit]
 
+    def cascade_customers(self, cascade_ids: list[str]) -> list[dict[str, Any]]:
+        """The ``recipient``, ``data_json`` and ``event_type`` of the given cascades (by key, 100 at a
+        time; in no particular order): what their steps' ``when`` conditions saw."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(cascade_ids), 100):
+            request: dict[str, Any] = {self.table: {
+                "Keys": [_dump({"pk": f"C#{cid}", "sk": "C"}) for cid in cascade_ids[start:start + 100]],
+                "ProjectionExpression": "#r, #d, #e",
+                "ExpressionAttributeNames": {"#r": "recipient", "#d": "data_json", "#e": "event_type"}}}
+            for attempt in range(5):  # keys DynamoDB left unprocessed (throttled) are asked for again
+                resp = self.db.batch_get_item(RequestItems=request)
+                found.extend(i for i in (_load(x) for x in resp.get("Responses", {}).get(self.table, [])) if i)
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2 ** attempt)
+        return found
+
     # -- consent (cascade.consent) ------------------------------------------------------------
 
     def get_consent(self, recipient_id: str) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class WebhookRequest:
         try:
             return dict(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError as exc:
-            raise http.HttpError(400, {"error": "body is not UTF-8 form data"}) from exc
+            raise http.HttpError(400, http.error_body("body is not UTF-8 form data")) from exc
 
 
 def request_of(event: dict[str, Any]) -> WebhookRequest:
@@ -61,7 +61,7 @@ def dispatch(event: dict[str, Any]) -> dict[str, Any]:
         request = request_of(event)
         module = ROUTES.get(request.path)
         if module is None:
-            return http.respond(404, {"error": "no such webhook"})
+            return http.respond(404, http.error_body("no such webhook"))
         answer: dict[str, Any] = importlib.import_module(module).webhook(request)
         return answer
 

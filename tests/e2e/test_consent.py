@@ -238,6 +238,46 @@ def test_the_telegram_stop_command_opts_out_of_telegram(api: Api) -> None:
     _messenger_cart(api, "telegram", "/stop", {"telegram_chat_id": str(uuid.uuid4().int % 10**9)})
 
 
+def test_the_unsubscribe_page_speaks_kazakh_to_a_kazakh_customer(api: Api, saved: list[str]) -> None:
+    from cascade.local import mail
+
+    # Given a cart email to a Kazakh-speaking customer
+    recipient = {"id": _rid(), "email": "aigerim@example.com", "locale": "kk", "consent": {"marketing": True}}
+    cascade_id = api.start({**_cart(recipient), "type": long_waits(api, saved, "abandoned-cart", 0)})
+    email = _sent(api, cascade_id, "email")[0]
+    link = mail.headers(email["provider_message_id"])["list-unsubscribe"].strip("<>")
+    # When they open its unsubscribe link, then press the button
+    page = httpx.get(link)
+    done = httpx.post(link, content=b"List-Unsubscribe=One-Click")
+    # Then both pages are in Kazakh
+    assert page.status_code == 200 and 'lang="kk"' in page.text and "Бұдан былай сізге хат жібермейік пе?" in page.text
+    assert done.status_code == 200 and "Сіз жазылымнан бас тарттыңыз" in done.text
+    _cancel(api, cascade_id)
+
+
+def test_the_bot_confirms_a_stop_and_a_start_in_the_customers_language(api: Api) -> None:
+    # Given a Russian-speaking customer whose cart reminder reached Telegram
+    chat = str(uuid.uuid4().int % 10**9)
+    recipient = {"id": _rid(), "phone": _phone(), "locale": "ru", "telegram_chat_id": chat,
+                 "consent": {"marketing": ["telegram", "sms"]}}
+    cascade_id = api.start(_cart(recipient))
+    message = _sent(api, cascade_id, "telegram")[0]
+
+    def bot_said() -> list[str]:  # what the bot wrote to the chat outside the cascade
+        return [m["text"] for m in api.outbox() if m["channel"] == "telegram" and m["to"] == chat
+                and not m["cascade_id"]]
+
+    # When they answer /stop, then change their mind
+    assert api.simulate(message["provider_message_id"], "replied", text="/stop").status_code == 200
+    said = wait_for("the bot's answer to /stop", bot_said)
+    assert said == ["Вы отписались: сообщений от нас здесь больше не будет. Чтобы вернуться, отправьте СТАРТ."]
+    assert api.simulate(message["provider_message_id"], "replied", text="СТАРТ").status_code == 200
+    # Then each is confirmed in Russian
+    said = wait_for("the bot's answer to СТАРТ", lambda: len(bot_said()) == 2 and bot_said())
+    assert said[1] == "Вы снова подписаны: уведомления будут приходить сюда."
+    _cancel(api, cascade_id)
+
+
 # -- the email's one-click unsubscribe -----------------------------------------------------------
 
 def test_one_click_unsubscribe_skips_later_emails_and_opening_the_link_changes_nothing(

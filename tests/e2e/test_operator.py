@@ -11,7 +11,10 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -20,6 +23,9 @@ from tests.conftest import Api, wait_for
 
 pytestmark = pytest.mark.stack
 
+SAMPLE_VIP = Path(__file__).resolve().parents[2] / "events" / "delivery-failed-vip.json"
+RU_MONTHS = ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
+             "ноября", "декабря")
 # 2 h + 22 h + 24 h of SMS steps: 1 + 6 + 6 s at test speed.
 REACHES_DESK_S = 40
 
@@ -77,14 +83,41 @@ def test_a_vip_cascade_reaches_the_desk_with_the_full_context_and_a_confirmed_ca
     assert task["callback_url"] == f"{api.base}/webhooks/operator"
     assert view["steps"][3]["status"] == "sent" and view["steps"][3]["provider_message_id"] == task["task_id"]
     entry = next(m for m in api.outbox(cascade_id) if m["channel"] == "operator")
-    assert entry["to"] == event["recipient"]["phone"] and "step 2: sms sent" in entry["text"]
-
+    assert entry["to"] == event["recipient"]["phone"] and entry["text"] == task["text"]
     resp = api.simulate(task["task_id"], "confirmed", text="Delivery moved to tomorrow 10:00-12:00")
     assert resp.status_code == 200, resp.text
     view = api.cascade(cascade_id)
     assert (view["status"], view["stop_reason"]) == ("succeeded", "confirmed")
     assert view["steps"][3]["status"] == "confirmed"  # the desk confirmed: not a mere reply
     assert view["steps"][3]["reply"] == "Delivery moved to tomorrow 10:00-12:00"  # the operator's note
+
+
+def test_the_desk_reads_the_task_in_russian_with_steps_from_1_and_local_times(api: Api, desk: Any) -> None:
+    # Given the sample VIP event (a Russian-speaking customer in Almaty)
+    with open(SAMPLE_VIP, encoding="utf-8") as f:
+        event = json.load(f)
+    event.pop("idempotency_key")
+    event["recipient"] |= {"id": f"cust-{uuid.uuid4().hex[:8]}", "phone": f"+7701{uuid.uuid4().int % 10**7:07d}"}
+    event["data"]["order_id"] = f"V-{uuid.uuid4().hex[:6]}"
+    cascade_id = api.start(event)
+    # When the three SMS go unanswered, the desk gets its task
+    task_of(desk, cascade_id)
+    view = api.cascade(cascade_id)
+    # Then what the operator reads (the desk's record) is Russian, counts steps from 1 and gives
+    # times as people write them, in the customer's zone
+    text = next(m for m in api.outbox(cascade_id) if m["channel"] == "operator")["text"]
+    lines = text.splitlines()
+    assert lines[0] == "Позвонить клиенту · Delivery failed · шаг 4 из 4"
+    assert lines[1] == f"Клиент: Анна, {event['recipient']['phone']}"
+    assert lines[2].startswith("Местное время клиента: ")
+    assert event["data"]["order_id"] in lines[3]  # the script: the preset's operator text
+    assert lines[4] == "Что уже было:"
+    almaty = ZoneInfo("Asia/Almaty")
+    for n, (line, step) in enumerate(zip(lines[5:], view["steps"][:3], strict=True), start=1):
+        sent = datetime.fromisoformat(step["sent_at"].replace("Z", "+00:00")).astimezone(almaty)
+        month = RU_MONTHS[sent.month - 1]
+        assert line == f"Шаг {n} · SMS · отправлено · {sent.day} {month}, {sent:%H:%M}", line
+    assert "step 0" not in text.lower()
 
 
 def test_a_failed_call_ends_the_step_and_the_cascade_runs_out(api: Api, desk: Any) -> None:

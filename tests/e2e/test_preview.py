@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cascade.limits import chars_left
 from cascade.segments import sms_info
 from tests.conftest import Api, wait_for
 
@@ -37,15 +38,16 @@ def test_a_russian_recipient_sees_ucs2_sms_their_parts_and_costs(api: Api) -> No
     assert (body["scenario"], body["locale"], body["currency"]) == ("delivery-failed", "ru", "USD")
     steps = body["steps"]
     assert [(s["index"], s["channel"]) for s in steps] == [(0, "sms"), (1, "sms"), (2, "sms"), (3, "operator")]
-    assert steps[0]["text"] == "Не смогли доставить заказ 1001. Перенесём доставку? Ответьте на это SMS."
-    # 72 Cyrillic-text characters: over the 70 of one UCS-2 part, so two parts, each billed.
-    assert steps[0]["sms"] == {"encoding": "UCS-2", "parts": 2, "characters": 72}
-    assert steps[0]["cost"] == pytest.approx(2 * SMS_PRICE)
-    assert steps[2]["sms"] == {"encoding": "UCS-2", "parts": 1, "characters": 69}
+    assert steps[0]["text"] == "Не смогли доставить заказ 1001. Когда привезти? Ответьте на SMS."
+    # 64 Cyrillic-text characters: one UCS-2 part (70), 6 to spare.
+    assert steps[0]["sms"] == {"encoding": "UCS-2", "parts": 1, "characters": 64, "chars_left": 6}
+    assert steps[0]["cost"] == pytest.approx(SMS_PRICE)
+    assert steps[2]["sms"] == {"encoding": "UCS-2", "parts": 1, "characters": 63, "chars_left": 7}
     assert steps[2]["cost"] == pytest.approx(SMS_PRICE)
     # The link is shown as it is (a preview stores nothing to track)...
     assert RESCHEDULE in steps[1]["text"]
     assert (steps[1]["sms"]["encoding"], steps[1]["sms"]["parts"]) == ("UCS-2", 2)
+    assert steps[1]["cost"] == pytest.approx(2 * SMS_PRICE)  # over 70: two parts, each billed
     # ...and the operator's call, for VIP orders only, would not happen for this order.
     assert steps[3]["sms"] is None and steps[3]["cost"] == 0.5
     assert (steps[3]["when"], steps[3]["applies"]) == ("data.priority == 'vip'", False)
@@ -64,9 +66,9 @@ def test_an_english_recipient_gets_gsm7_in_one_part(api: Api) -> None:
     assert sms[0]["text"].startswith("We could not deliver your order 1001.")
 
 
-@pytest.mark.parametrize(("locale", "words"), [("uk", "Не вдалося доставити замовлення 1001"),
+@pytest.mark.parametrize(("locale", "words"), [("uk", "Замовлення 1001 не доставлено"),
                                                ("kk", "1001 тапсырысын жеткізе алмадық"),
-                                               ("uk-UA", "Не вдалося"), ("de", "Не смогли")])  # de: the default, ru
+                                               ("uk-UA", "Замовлення 1001"), ("de", "Не смогли")])  # de: the default, ru
 def test_ukrainian_and_kazakh_recipients_read_their_own_language(api: Api, locale: str, words: str) -> None:
     body = preview(api, delivery(person(locale=locale))).json()
     assert body["steps"][0]["text"].startswith(words)
@@ -121,7 +123,8 @@ def test_a_cyrillic_sms_really_sent_is_ucs2_with_the_parts_preview_said(api: Api
     assert sent[0]["text"] == said[0]["text"]
     # What the phone got is billed as preview said, tracked link included.
     for message, step in zip(sent[:2], said[:2], strict=True):
-        assert sms_info(message["text"]) == step["sms"]
+        info = sms_info(message["text"])
+        assert {**info, "chars_left": chars_left(info)} == step["sms"]
         assert step["sms"]["encoding"] == "UCS-2"
     assert "/r/" in sent[1]["text"] and RESCHEDULE not in sent[1]["text"]
 
@@ -148,8 +151,8 @@ def test_a_saved_scenario_is_previewed_as_saved(api: Api) -> None:
         en = preview(api, {"recipient": person(locale="en"), "data": {"parcel_id": "77"}}, scenario_id).json()
     finally:
         api.http.delete(f"/v1/scenarios/{scenario_id}")
-    assert ru["steps"][0]["sms"] == {"encoding": "UCS-2", "parts": 2, "characters": 104}
+    assert ru["steps"][0]["sms"] == {"encoding": "UCS-2", "parts": 2, "characters": 104, "chars_left": 30}
     assert ru["steps"][0]["cost"] == pytest.approx(2 * SMS_PRICE)
     # The extension characters {, € and } count two septets each: 36 characters, 39 septets.
-    assert en["steps"][0]["sms"] == {"encoding": "GSM-7", "parts": 1, "characters": 39}
+    assert en["steps"][0]["sms"] == {"encoding": "GSM-7", "parts": 1, "characters": 39, "chars_left": 121}
     assert preview(api, delivery(person()), scenario_id).status_code == 404  # deleted

@@ -54,7 +54,7 @@ def test_a_push_reaches_the_registered_device_with_title_body_and_the_cascade(ap
     assert len(shown) == 1
     fcm = shown[0]["fcm"]
     # The step's subject is the title; the body carries the date, the window and the courier's contact.
-    assert fcm["notification"]["title"] == "Your courier comes 12 December, 14:00-16:00"
+    assert fcm["notification"]["title"] == "Your courier arrives on 12 December, 14:00-16:00"
     assert fcm["notification"]["body"] == ("Ivan brings your order on 12 December, 14:00-16:00. "
                                            "Courier's phone: +77010000000")
     assert fcm["data"] == {"cascade_id": cascade_id, "step": "0"}

@@ -132,13 +132,14 @@ def test_the_report_counts_what_the_outbox_and_the_signals_say(api: Api, scenari
 def test_the_csv_export_matches_the_json(api: Api, scenario: str, batch: dict[str, Any]) -> None:
     report = wait_for("the report", lambda: (r := _report(api, scenario))["totals"]["reached"] == 3 and r)
     rows = list(csv.DictReader(io.StringIO(_report(api, scenario, format="csv"))))
-    assert [(int(r["index"]), r["channel"]) for r in rows[:-1]] == [(s["index"], s["channel"])
-                                                                      for s in report["steps"]]
+    # People read the CSV: its steps count from 1, where the JSON's index counts from 0.
+    assert [(int(r["step"]), r["channel"]) for r in rows[:-1]] == [(s["index"] + 1, s["channel"])
+                                                                     for s in report["steps"]]
     for row, step in zip(rows[:-1], report["steps"], strict=True):
         assert {k: int(row[k]) for k in ("sent", "delivered", "read", "clicked", "failed", "skipped", "successes")} == {
             k: step[k] for k in ("sent", "delivered", "read", "clicked", "failed", "skipped", "successes")}
         assert float(row["cost"]) == pytest.approx(step["cost"])
-    assert rows[-1]["index"] == "total" and int(rows[-1]["successes"]) == report["totals"]["successes"]
+    assert rows[-1]["step"] == "total" and int(rows[-1]["successes"]) == report["totals"]["successes"]
     assert float(rows[-1]["cost"]) == pytest.approx(report["totals"]["cost"])
 
 

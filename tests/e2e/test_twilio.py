@@ -5,6 +5,7 @@ with X-Twilio-Signature; the four-step abandoned cart ends with a confirmed call
 from __future__ import annotations
 
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -100,10 +101,25 @@ def test_the_call_speaks_the_recipients_language_and_pressing_1_confirms(api: Ap
     assert placed["callbacks"][-1] == "completed"
 
 
+def test_a_ukrainian_customer_hears_the_whole_call_in_ukrainian(api: Api, twilio: Any) -> None:
+    # Given a cart cascade for a Ukrainian speaker that reaches the robot call
+    cascade_id = api.start(_cart(locale="uk"))
+    call = _sent(api, cascade_id, "voice")
+    placed = twilio.calls[call["provider_message_id"]]
+    # Then the call's own words around the script are Ukrainian, in a Ukrainian voice
+    said = [(say.text, say.get("language")) for say in ET.fromstring(placed["twiml"]).iter("Say")]  # noqa: S314
+    assert [text for text, _ in said[1:]] == ["Ще раз.", call["text"], "Ми не почули відповіді. До побачення."]
+    assert {language for _, language in said} == {"uk-UA"}
+    # And so are the thanks after a key
+    assert api.simulate(call["provider_message_id"], "confirmed").status_code == 200
+    wait_for("the stop", lambda: _finished(api, cascade_id))
+    assert placed["heard"] == ["Дякуємо, вашу відповідь отримано. До побачення."]
+
+
 def test_pressing_2_is_a_reply_with_that_key(api: Api, twilio: Any) -> None:
     cascade_id = api.start(_cart())
     call = _sent(api, cascade_id, "voice")
-    assert "Press 1 to confirm your order, 2 to talk to us." in call["text"]
+    assert "If you would like help to finish your order, press 1 and we will call you back." in call["text"]
     assert api.simulate(call["provider_message_id"], "replied", text="2").status_code == 200
     view = wait_for("the stop", lambda: _finished(api, cascade_id))
     assert (view["status"], view["stop_reason"]) == ("succeeded", "replied")

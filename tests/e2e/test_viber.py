@@ -206,6 +206,20 @@ def test_a_user_who_unsubscribes_is_opted_out_of_viber_and_later_reminders_skip_
     _cancel(api, later)
 
 
+def test_a_stop_reply_is_confirmed_in_the_patients_language(api: Api, stack: Any) -> None:
+    # Given a Russian-speaking patient reminded on Viber
+    uid = _subscriber(stack)
+    cascade_id = api.start(_visit(uid))
+    message = _sent(api, cascade_id, "viber")
+    # When they answer СТОП
+    assert api.simulate(message["provider_message_id"], "replied", text="СТОП").status_code == 200
+    # Then the bot confirms the opt-out in Russian, outside the cascade
+    said = wait_for("the bot's answer", lambda: [m["text"] for m in api.outbox() if m["channel"] == "viber"
+                                                 and m["to"] == uid and not m["cascade_id"]])
+    assert said == ["Вы отписались: сообщений от нас здесь больше не будет. Чтобы вернуться, отправьте СТАРТ."]
+    _cancel(api, cascade_id)
+
+
 def test_a_silent_patient_is_reminded_on_viber_then_email_a_call_and_sms_and_a_reply_ends_it(
         api: Api, stack: Any) -> None:
     cascade_id = api.start(_visit(_subscriber(stack), phone="+77011234567"))
@@ -236,9 +250,22 @@ def test_an_opened_binding_link_binds_the_viber_user_for_later_reminders(api: Ap
     link = resp.json()["link"]
     assert link.startswith("viber://pa?chatURI=cascadelocal&context=") and resp.json()["expires_at"]
     assert api.http.post("/local/simulate", json={"open_link": link, "as": uid}).status_code == 200
-    # The customer sees the bot's welcome in the chat.
-    assert any(m["to"] == uid and m["channel"] == "viber" for m in api.outbox())
+    # The customer sees the bot's welcome in the chat (in English: nothing says otherwise).
+    assert any(m["to"] == uid and m["channel"] == "viber" and m["text"].startswith("Thank you!")
+               for m in api.outbox())
     assert _viber_user_reached(api, rid) == uid  # the event carried no viber_id
+
+
+def test_the_welcome_speaks_the_language_the_link_was_made_for(api: Api) -> None:
+    # Given a link made for a Russian-speaking patient whose Viber app is in English
+    rid, uid = f"pat-{uuid.uuid4().hex[:8]}", _viber_user()
+    link = api.http.post(f"/v1/recipients/{rid}/bind/viber", params={"locale": "ru"}).json()["link"]
+    # When they open it
+    assert api.http.post("/local/simulate", json={"open_link": link, "as": uid}).status_code == 200
+    # Then the welcome is in Russian
+    welcome = [m["text"] for m in api.outbox() if m["to"] == uid and m["channel"] == "viber"]
+    assert welcome == ["Спасибо! Чат подключён: напоминания и уведомления будут приходить сюда. "
+                       "Чтобы подписаться, отправьте любое сообщение."]
 
 
 def test_a_used_or_made_up_viber_token_binds_nothing(api: Api) -> None:

@@ -49,6 +49,8 @@ def test_the_core_layer_carries_the_package_scenarios_and_arm64_dependencies(bui
     assert {p.name for p in (site / "cascade" / "dashboard").iterdir()} >= {"index.html", "app.js", "style.css"}
     for dist in ("aws_lambda_powertools", "pydantic", "httpx", "jinja2", "yaml", "phonenumbers"):
         assert (site / dist).is_dir(), dist
+    swagger_ui = site / "aws_lambda_powertools" / "event_handler" / "openapi" / "swagger_ui"  # /docs, offline
+    assert {"swagger-ui-bundle.min.js", "swagger-ui.min.css"} <= {p.name for p in swagger_ui.iterdir()}
     native = next((site / "pydantic_core").glob("_pydantic_core*.so"))
     assert _elf_machine(native) == AARCH64, "dependencies must be built for the functions' arm64 architecture"
 

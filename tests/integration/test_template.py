@@ -39,6 +39,13 @@ def test_every_http_route_the_issue_names_is_in_the_template() -> None:
             ("POST", "/webhooks/twilio/sms"), ("POST", "/webhooks/operator")} <= routes
 
 
+def test_docs_and_the_document_reach_the_api_function() -> None:
+    # /docs carries Swagger UI's assets inline; its other answers (?format=json, the OAuth2
+    # redirect) are the same path, and API Gateway routes on the path alone.
+    routes = set(template.http_routes(template.load()))
+    assert {("GET", "/docs", "ApiFunction"), ("GET", "/openapi.json", "ApiFunction")} <= routes
+
+
 def test_a_request_no_route_matches_reaches_the_api_for_a_json_404_or_405() -> None:
     out = _python("""
         import json

@@ -4,6 +4,7 @@ signal it names, and the task carries what the operator needs to make the call."
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -143,7 +144,8 @@ def test_the_task_carries_who_why_what_was_sent_and_where_to_answer() -> None:
     assert body["task_id"] == "op_c_abc_3"
     assert (body["cascade_id"], body["step"]) == ("c_abc", 3)
     assert body["scenario"] == {"id": "delivery-failed", "name": "Delivery failed"}
-    assert body["reason"] == "Delivery failed: VIP-заказ 1001 не доставлен. Позвоните клиенту."
+    # The script as the step rendered it: the scenario's name is in its own field, not glued on.
+    assert body["reason"] == "VIP-заказ 1001 не доставлен. Позвоните клиенту."
     # Only what an operator needs of the recipient (no messenger ids).
     assert body["recipient"] == {"id": "cust-1", "name": "Анна", "phone": "+77011234567", "email": None,
                                  "locale": "ru", "timezone": "Asia/Almaty"}
@@ -153,6 +155,34 @@ def test_the_task_carries_who_why_what_was_sent_and_where_to_answer() -> None:
         ("sms", "sent", "2026-11-22T10:00:00Z")]
     assert body["callback_url"] == "https://api.example.com/webhooks/operator"
     assert body["created_at"] == "2026-11-24T12:00:00Z"
+
+
+def test_the_task_reads_in_the_customers_language_with_steps_from_1_and_local_times() -> None:
+    body = task(_message(steps_total=4), now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC))
+    # The API's indexes stay; the person reads steps from 1.
+    assert (body["step"], body["step_number"]) == (3, 4)
+    assert [(h["step"], h["step_number"]) for h in body["history"]] == [(0, 1), (1, 2), (2, 3)]
+    assert body["text"].splitlines() == [
+        "Позвонить клиенту · Delivery failed · шаг 4 из 4",
+        "Клиент: Анна, +77011234567",
+        "Местное время клиента: 24 ноября, 17:00",  # Asia/Almaty is UTC+5
+        "VIP-заказ 1001 не доставлен. Позвоните клиенту.",
+        "Что уже было:",
+        "Шаг 1 · SMS · отправлено · 20 ноября, 15:00",
+        "Шаг 2 · SMS · отправлено · 21 ноября, 15:00",
+        "Шаг 3 · SMS · отправлено · 22 ноября, 15:00",
+    ]
+
+
+@pytest.mark.parametrize(("locale", "first", "tried"), [
+    ("uk", "Зателефонувати клієнту · Delivery failed · крок 4 з 4", "Крок 1 · SMS · надіслано · 20 листопада, 15:00"),
+    ("en", "Call the customer · Delivery failed · step 4 of 4", "Step 1 · SMS · sent · November 20, 3:00 PM"),
+    ("kk", "Клиентке қоңырау шалу · Delivery failed · 4 қадамның 4-қадамы", "1-қадам · SMS · жіберілді · 20 қараша, 15:00"),
+])
+def test_the_task_speaks_each_locale(locale: str, first: str, tried: str) -> None:
+    message = dataclasses.replace(_message(steps_total=4), locale=locale)
+    lines = task(message, now=datetime(2026, 11, 24, 12, 0, tzinfo=UTC))["text"].splitlines()
+    assert (lines[0], lines[5]) == (first, tried)
 
 
 class _Desk:

@@ -57,10 +57,11 @@ def test_appointment_reminders_are_scheduled_from_the_appointment() -> None:
     assert visit.success == ["replied:reschedule", "event:appointment.cancelled"] and stopped_by("appointment.cancelled") == [visit]
     assert [s.at for s in visit.steps] == [None, "data.appointment_at - 24h", "data.appointment_at - 2h"]
     assert [parse_at(s.at) for s in visit.steps if s.at] == [("appointment_at", -86400), ("appointment_at", -7200)]
-    words = {"ru": "ПЕРЕНОС", "en": "RESCHEDULE"}
-    for locale, word in words.items():
+    # The time as a person reads it, at the place's own offset (the recipient names no time zone).
+    words = {"ru": ("ПЕРЕНОС", "25 ноября 2030 г., 10:30"), "en": ("RESCHEDULE", "November 25, 2030, 10:30 AM")}
+    for locale, (word, when) in words.items():
         _, text = render(visit.steps[0], locale, ctx("appointment.booked", appointment_at="2030-11-25T10:30:00+05:00"))
-        assert word in text and "2030-11-25 10:30" in text
+        assert word in text and when in text and "T10" not in text
 
 
 def _decide(step: int, now: datetime, appointment_at: datetime, deferred_before: bool = False) -> Any:

@@ -4,6 +4,7 @@ token and URL): the signature check, and what each request means for a cascade."
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -131,6 +132,19 @@ def test_the_call_speaks_the_text_twice_in_the_recipients_language_and_takes_one
     assert xml.count("Нажмите 1.") == 2 and "Мы не услышали ответа" in xml
     assert speech("en") == ("en-US", "Polly.Joanna") and speech("en-GB") == ("en-US", "Polly.Joanna")
     assert speech("de-DE") == ("de-DE", None)
+
+
+@pytest.mark.parametrize(("locale", "language", "repeat", "goodbye"), [
+    ("ru", "ru-RU", "Ещё раз.", "Мы не услышали ответа. До свидания."),
+    ("uk", "uk-UA", "Ще раз.", "Ми не почули відповіді. До побачення."),
+    ("kk", "ru-RU", "Тағы бір рет.", "Біз жауап естімедік. Сау болыңыз."),  # no Kazakh voice: the Russian one reads it
+    ("en-GB", "en-US", "Let me say that once more.", "We did not hear a key press. Goodbye."),
+])
+def test_what_the_call_says_around_the_script_is_in_the_recipients_language(
+        locale: str, language: str, repeat: str, goodbye: str) -> None:
+    xml = twiml("SCRIPT", locale, "https://api.test/webhooks/twilio/voice")
+    said = [(say.text, say.get("language")) for say in ET.fromstring(xml).iter("Say")]  # noqa: S314 - our own TwiML
+    assert said == [("SCRIPT", language), (repeat, language), ("SCRIPT", language), (goodbye, language)]
 
 
 @pytest.mark.parametrize(("status", "body", "retry_after", "kind", "hint"), [

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cascade import wording
 from cascade.channels.base import Channel, Outgoing, Sent, Signal, http_call, http_status_error
 from cascade.errors import FieldError, NotFound, PermanentSendError, SignatureInvalid, ValidationFailed
 
@@ -78,25 +79,59 @@ def task_id(cascade_id: str, step: int) -> str:
 
 
 def task(message: Outgoing, now: datetime | None = None) -> dict[str, Any]:
-    """What the operator needs: who to call, why (the scenario and the step's text, which is the
-    script), the event's data, what was already sent and when, and where to report the outcome."""
+    """What the operator needs: who to call, why (the step's text, which is the script), the
+    event's data, what was already sent and when, and where to report the outcome. ``step`` and
+    each history entry's ``step`` are the API's indexes (from 0); ``step_number`` and ``text`` are
+    for the person (steps from 1, times in the customer's zone, in the customer's language)."""
     ctx = message.context
     scenario = ctx.get("scenario") or {}
     recipient = ctx.get("recipient") or {}
-    name = scenario.get("name") or scenario.get("id") or ""
-    return {
+    created = now or datetime.now(UTC)
+    history = [{**h, "step_number": wording.step_number(h["step"])} for h in ctx.get("history") or []]
+    body = {
         "task_id": task_id(message.cascade_id, message.step),
         "cascade_id": message.cascade_id,
         "step": message.step,
+        "step_number": wording.step_number(message.step),
         "scenario": {"id": scenario.get("id"), "name": scenario.get("name")},
-        "reason": f"{name}: {message.text}" if name else message.text,
+        "reason": message.text,
         "recipient": {k: recipient.get(k) for k in RECIPIENT_FIELDS} | {"phone": message.to},
         "locale": message.locale,
         "data": ctx.get("data") or {},
-        "history": list(ctx.get("history") or []),
+        "history": history,
         "callback_url": message.api_base.rstrip("/") + "/webhooks/operator",
-        "created_at": (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
+    return body | {"text": task_text(body, ctx.get("steps_total"), created)}
+
+
+def task_text(task: dict[str, Any], steps_total: int | None, now: datetime) -> str:
+    """The task as the operator reads it, in the task's locale::
+
+        Позвонить клиенту · Delivery failed · шаг 4 из 4
+        Клиент: Анна, +77011234568
+        Местное время клиента: 1 декабря, 10:00
+        VIP-заказ 1002 не доставлен… (the script)
+        Уже отправлено:
+        Шаг 1 · SMS · отправлено · 29 ноября, 10:00
+    """
+    locale, recipient = task["locale"], task["recipient"]
+    zone = recipient.get("timezone")
+    number = task["step_number"]
+    step = (wording.say("task_step", locale, n=number, total=steps_total) if steps_total
+            else wording.say("task_step_line", locale, n=number))
+    title = " · ".join(p for p in (wording.say("task_title", locale), task["scenario"].get("name") or "", step) if p)
+    who = ", ".join(str(p) for p in (recipient.get("name"), recipient.get("phone")) if p)
+    lines = [title, f"{wording.say('task_customer', locale)}: {who}",
+             f"{wording.say('task_local_time', locale)}: {wording.human_time(now, locale, zone)}", task["reason"]]
+    if task["history"]:
+        lines.append(f"{wording.say('task_tried', locale)}:")
+        lines += [" · ".join(p for p in (wording.say("task_step_line", locale, n=h["step_number"]),
+                                         wording.channel_name(str(h["channel"]), locale),
+                                         wording.status_name(str(h["status"]), locale),
+                                         wording.human_time(h.get("sent_at"), locale, zone)) if p)
+                  for h in task["history"]]
+    return "\n".join(lines)
 
 
 class OperatorChannel(Channel):
@@ -179,5 +214,5 @@ def webhook(request: WebhookRequest) -> dict[str, Any]:
 
 
 __all__ = ["OUTCOMES", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "TOLERANCE_SECONDS", "OperatorChannel", "Outcome",
-           "build", "parse_outcome", "signature", "signed_headers", "task", "task_id", "to_signal", "verify",
+           "build", "parse_outcome", "signature", "signed_headers", "task", "task_id", "task_text", "to_signal", "verify",
            "webhook"]

@@ -11,7 +11,7 @@ import hmac
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from cascade.channels.base import Channel, Outgoing, Sent, Signal
 from cascade.errors import PermanentSendError, RetryableSendError, SignatureInvalid, ValidationFailed
@@ -70,6 +70,10 @@ class TelegramChannel(Channel):
         chat_id = str((result.get("chat") or {}).get("id", message.to))
         return Sent(provider_message_id=f"{chat_id}:{result['message_id']}", chat_id=chat_id)
 
+    def say(self, chat_id: str, text: str) -> None:
+        """A bot reply outside any cascade (a binding confirmed, an opt-out acknowledged)."""
+        self.call("sendMessage", {"chat_id": chat_id, "text": text})
+
     def answer_callback(self, callback_query_id: str, text: str | None = None) -> None:
         payload: dict[str, Any] = {"callback_query_id": callback_query_id}
         if text:
@@ -107,8 +111,13 @@ class _Quoted(BaseModel):
     chat: _Chat | None = None
 
 
+class _User(BaseModel):
+    language_code: str | None = None  # the language of the customer's Telegram app
+
+
 class _Message(_Quoted):
     text: str | None = None
+    from_: _User | None = Field(default=None, alias="from")
     reply_to_message: _Quoted | None = None
 
 
@@ -165,8 +174,9 @@ def opt_out(chat_id: str) -> None:
                     cascade=cascade, step=int(ref["step"]), provider_message_id=ref.get("provider_message_id"))
 
 
-def start_token(raw: Any) -> tuple[str, str] | None:
-    """(chat id, token) when the update is ``/start <token>`` from a binding deep link."""
+def start_token(raw: Any) -> tuple[str, str, str | None] | None:
+    """(chat id, token, the app's language) when the update is ``/start <token>`` from a binding
+    deep link."""
     try:
         message = _Update.model_validate(raw).message
     except ValidationError:
@@ -174,7 +184,20 @@ def start_token(raw: Any) -> tuple[str, str] | None:
     if not message or not message.chat or not message.text or not message.text.startswith("/start "):
         return None
     token = message.text.split(" ", 1)[1].strip()
-    return (str(message.chat.id), token) if token else None
+    language = message.from_.language_code if message.from_ else None
+    return (str(message.chat.id), token, language) if token else None
+
+
+def reply_quietly(chat_id: str, text: str) -> None:
+    """Send a bot reply; one that cannot go out is logged, not raised (what it answers is done)."""
+    from cascade.channels import channel
+    from cascade.errors import SendError
+    from cascade.observability import logger
+
+    try:
+        channel("telegram").say(chat_id, text)  # type: ignore[attr-defined]
+    except SendError as exc:
+        logger.warning("telegram reply not sent", error=str(exc))
 
 
 def parse_update(raw: Any) -> Signal | None:
@@ -207,4 +230,4 @@ def parse_update(raw: Any) -> Signal | None:
 
 
 __all__ = ["SECRET_HEADER", "TelegramChannel", "blocked_chat", "check_secret", "opt_out", "parse_update",
-           "start_token"]
+           "reply_quietly", "start_token"]

@@ -101,7 +101,7 @@ def verified_params(request: Any, token: str) -> dict[str, str] | None:
 
 def forbidden() -> dict[str, Any]:
     """What Twilio's guide asks for a request that fails validation."""
-    return http.respond(403, {"error": "X-Twilio-Signature is missing or does not match"})
+    return http.respond(403, http.error_body("X-Twilio-Signature is missing or does not match"))
 
 
 def twiml_answer(twiml: str) -> dict[str, Any]:

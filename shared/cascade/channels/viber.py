@@ -42,14 +42,6 @@ RETRYABLE_STATUSES = {12}
 # Statuses that say this receiver cannot get our messages (the contact is marked invalid).
 INVALID_RECEIVER = {5: "not_registered", 6: "not_subscribed"}
 
-# The answer to a conversation_started that bound a contact: Viber shows it as a welcome message.
-WELCOME = {
-    "ru": "Спасибо! Чат подключён: напоминания и уведомления будут приходить сюда. "
-          "Чтобы подписаться, отправьте любое сообщение.",
-    "en": "Thank you! This chat is connected: reminders and updates will come here. "
-          "Send any message to subscribe.",
-}
-
 
 class ViberChannel(Channel):
     name: ClassVar[str] = "viber"
@@ -66,16 +58,25 @@ class ViberChannel(Channel):
         return f"ViberChannel(api_base={self.api_base!r}, auth_token='***')"
 
     def send(self, message: Outgoing) -> Sent:
-        if not self.auth_token:
-            raise PermanentSendError("viber: auth token is not configured (viber_auth_token)")
-        if not self.sender_name:
-            raise PermanentSendError("viber: sender name is not configured (ViberSenderName)")
         payload: dict[str, Any] = {
             "receiver": message.to, "min_api_version": 1, "sender": {"name": self.sender_name},
             "tracking_data": f"{message.cascade_id}:{message.step}", "type": "text", "text": message.text,
         }
         if message.buttons:
             payload["keyboard"] = keyboard(message.buttons)
+        return Sent(provider_message_id=self._post(payload), chat_id=message.to)
+
+    def say(self, to: str, text: str) -> None:
+        """A bot reply outside any cascade (an opt-out acknowledged)."""
+        self._post({"receiver": to, "min_api_version": 1, "sender": {"name": self.sender_name}, "type": "text",
+                    "text": text})
+
+    def _post(self, payload: dict[str, Any]) -> str:
+        """``send_message``; returns the message token."""
+        if not self.auth_token:
+            raise PermanentSendError("viber: auth token is not configured (viber_auth_token)")
+        if not self.sender_name:
+            raise PermanentSendError("viber: sender name is not configured (ViberSenderName)")
         what = "viber send_message"
         resp = http_call(self.http, "POST", f"{self.api_base}/send_message", what, json=payload,
                          headers={AUTH_HEADER: self.auth_token})
@@ -87,7 +88,7 @@ class ViberChannel(Channel):
             raise RetryableSendError(f"{what}: the answer is not JSON") from None
         status = body.get("status") if isinstance(body, dict) else None
         if status == 0 and body.get("message_token") is not None:
-            return Sent(provider_message_id=str(body["message_token"]), chat_id=message.to)
+            return str(body["message_token"])
         raise status_error(status, body.get("status_message") if isinstance(body, dict) else None, what)
 
 
@@ -200,13 +201,15 @@ def to_signal(event: Event) -> Signal | None:
     return None
 
 
-def welcome(language: str | None, sender_name: str) -> dict[str, Any] | None:
-    """The welcome message Viber shows after a binding link was opened (needs a sender name)."""
+def welcome(locale: str | None, sender_name: str) -> dict[str, Any] | None:
+    """The welcome message Viber shows after a binding link was opened (needs a sender name), in
+    the recipient's language."""
+    from cascade import wording
+
     if not sender_name:
         return None
-    locale = "ru" if (language or "").lower().startswith("ru") else "en"
-    return {"sender": {"name": sender_name[:SENDER_NAME_MAX]}, "type": "text", "text": WELCOME[locale],
-            "tracking_data": "bound"}
+    return {"sender": {"name": sender_name[:SENDER_NAME_MAX]}, "type": "text",
+            "text": wording.say("bound_viber", locale), "tracking_data": "bound"}
 
 
 def webhook(request: WebhookRequest) -> dict[str, Any]:
@@ -223,15 +226,16 @@ def webhook(request: WebhookRequest) -> dict[str, Any]:
 
 def handle(event: Event, sender_name: str) -> dict[str, Any]:
     """Act on a verified event; returns the body of our answer to Viber."""
-    from cascade import binding, signals
+    from cascade import binding, consent, signals
     from cascade.observability import logger, mask
 
     ok: dict[str, Any] = {"status": 0, "status_message": "ok"}
     if event.event == "conversation_started":
         assert event.user is not None
-        if event.context and binding.bind("viber", event.context, event.user.id) is not None:
-            return welcome(event.user.language, sender_name) or ok
-        return ok
+        if not event.context:
+            return ok
+        bound = binding.bind("viber", event.context, event.user.id, client_language=event.user.language)
+        return (welcome(bound.locale, sender_name) or ok) if bound else ok
     if event.event == "unsubscribed":
         assert event.user_id is not None
         logger.info("viber user unsubscribed", user=mask(event.user_id))
@@ -239,10 +243,24 @@ def handle(event: Event, sender_name: str) -> dict[str, Any]:
         return ok
     signal = to_signal(event)
     if signal is not None:
-        signals.receive(signal)
+        acknowledgement = consent.acknowledgement(signal, signals.receive(signal))
+        if acknowledgement and signal.chat_id:  # a STOP or START is confirmed in the chat
+            _say_quietly(signal.chat_id, acknowledgement)
     elif event.event != "webhook":
         logger.info("viber event ignored", event=event.event)
     return ok
+
+
+def _say_quietly(user_id: str, text: str) -> None:
+    """A bot reply that cannot go out is logged, not raised: what it answers is done."""
+    from cascade.channels import channel
+    from cascade.errors import SendError
+    from cascade.observability import logger
+
+    try:
+        channel("viber").say(user_id, text)  # type: ignore[attr-defined]
+    except SendError as exc:
+        logger.warning("viber reply not sent", error=str(exc))
 
 
 def opt_out(user_id: str) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from cascade import wording
 from cascade.channels.base import Outgoing, Sent, Signal
 from cascade.channels.twilio_api import TwilioApi, TwilioChannel, auth_token, forbidden, twiml_answer, verified_params
 from cascade.errors import FieldError
@@ -19,14 +20,11 @@ WEBHOOK_PATH = "/webhooks/twilio/voice"
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
 FAILED_STATUSES = frozenset({"busy", "no-answer", "failed", "canceled"})
 CONFIRM_KEY = "1"
-# Our locale → Twilio <Say> language and an Amazon Polly voice that speaks it.
-SPEECH = {"ru": ("ru-RU", "Polly.Tatyana"), "en": ("en-US", "Polly.Joanna")}
-PHRASES = {
-    "ru": {"no_input": "Мы не услышали ответа. До свидания.",
-           "thanks": "Спасибо, ваш ответ получен. До свидания."},
-    "en": {"no_input": "We did not hear a key press. Goodbye.",
-           "thanks": "Thank you, your answer has been received. Goodbye."},
-}
+# Our locale → Twilio <Say> language and a voice that speaks it. Neither Polly nor Google has a
+# Kazakh voice: kk is read by the Russian one (the same Cyrillic letters, and the country's second
+# language), which reads it far better than Twilio's English default would.
+SPEECH = {"ru": ("ru-RU", "Polly.Tatyana"), "en": ("en-US", "Polly.Joanna"),
+          "uk": ("uk-UA", "Google.uk-UA-Standard-A"), "kk": ("ru-RU", "Polly.Tatyana")}
 _URL = re.compile(r"https?://\S+")
 
 
@@ -43,17 +41,19 @@ def _say(node: Any, text: str, locale: str) -> None:
 
 
 def twiml(text: str, locale: str, webhook_url: str) -> str:
-    """What the call plays: the text twice inside a one-key ``<Gather>``, then a short goodbye
-    if no key was pressed. The Gather's action carries the locale, so the thanks match it."""
+    """What the call plays: the script, "once again" and the script inside a one-key ``<Gather>``,
+    then a short goodbye if no key was pressed, all in the recipient's language (the script itself
+    greets and says which key to press). The Gather's action carries the locale, so the thanks
+    match it."""
     spoken = " ".join(_URL.sub("", text).split())  # a link cannot be heard
-    phrases = PHRASES.get(locale.split("-")[0], PHRASES["en"])
     response = VoiceResponse()
     gather = response.gather(num_digits=1, action=f"{webhook_url}?{urlencode({'locale': locale})}", method="POST",
                              timeout=8)
     _say(gather, spoken, locale)
     gather.pause(length=1)
+    _say(gather, wording.say("call_repeat", locale), locale)
     _say(gather, spoken, locale)
-    _say(response, phrases["no_input"], locale)
+    _say(response, wording.say("call_no_input", locale), locale)
     return str(response.to_xml(xml_declaration=False))
 
 
@@ -111,10 +111,8 @@ def webhook(request: Any) -> dict[str, Any]:
         signals.receive(sig)
     response = VoiceResponse()
     if "Digits" in params:  # the caller is still on the line: thank them and hang up
-        locale = request.query.get("locale", "")
-        if locale.split("-")[0] not in PHRASES:
-            locale = "en"
-        _say(response, PHRASES[locale.split("-")[0]]["thanks" if sig else "no_input"], locale)
+        locale = wording.pick(request.query.get("locale"))
+        _say(response, wording.say("call_thanks" if sig else "call_no_input", locale), locale)
         response.hangup()
     return twiml_answer(str(response))
 

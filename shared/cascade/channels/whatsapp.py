@@ -393,7 +393,7 @@ def webhook(request: WebhookRequest) -> dict[str, Any]:
     if request.method == "GET":
         challenge = verify_subscription(request.query, provider_secret.get("whatsapp_verify_token", ""))
         if challenge is None:
-            return http.respond(403, {"error": "hub.mode or hub.verify_token does not match"})
+            return http.respond(403, http.error_body("hub.mode or hub.verify_token does not match"))
         return http.respond_text(200, challenge)
     check_signature(request.headers, request.body, provider_secret.get("whatsapp_app_secret", ""))
     # Signed by Meta: answered 200 whatever it holds (a 4xx would only bring the batch back, then lose it).

@@ -79,16 +79,30 @@
     num: (v, digits = 1) => (v === null || v === undefined ? DASH
       : Number(v).toLocaleString("en-US", { maximumFractionDigits: digits })),
     pct: (v) => (v === null || v === undefined ? DASH : (v * 100).toFixed(1) + "%"),
+    // An expected count (926.8 successes) as a whole number, "≈" when it was rounded.
+    count(v) {
+      if (v === null || v === undefined) return DASH;
+      const whole = Math.round(v);
+      if (Math.abs(v - whole) < 1e-6) return whole.toLocaleString("en-US");
+      return v > 0 && v < 0.5 ? "<1" : "≈" + whole.toLocaleString("en-US");
+    },
+    // Money with the currency's own digits (cents for USD, none for JPY; 2 for a code Intl does
+    // not know); an amount under half the minor unit (an email's $0.0001) shows as "<$0.01".
     money(v, currency) {
       if (v === null || v === undefined) return DASH;
       const code = currency || state.currency;
-      const digits = { minimumFractionDigits: 2, maximumFractionDigits: 4 };
+      let digits = 2;
+      let format = (x) => Number(x).toLocaleString("en-US", { minimumFractionDigits: digits,
+        maximumFractionDigits: digits }) + (code ? " " + code : "");
       if (code) {
         try {
-          return new Intl.NumberFormat("en-US", { style: "currency", currency: code, ...digits }).format(v);
+          const currencyFormat = new Intl.NumberFormat("en-US", { style: "currency", currency: code });
+          digits = currencyFormat.resolvedOptions().maximumFractionDigits;
+          format = (x) => currencyFormat.format(x);
         } catch (_) { /* not an ISO 4217 code: show it after the number */ }
       }
-      return Number(v).toLocaleString("en-US", digits) + (code ? " " + code : "");
+      const unit = 10 ** -digits;
+      return v > 0 && v < unit / 2 ? "<" + format(unit) : format(v);
     },
     duration(seconds) {
       if (seconds === null || seconds === undefined) return DASH;
@@ -518,7 +532,8 @@
     run();
     return section("Forecast vs actual", "forecast-section",
       h("p", { class: "muted", text: "What this scenario would achieve for an audience, from its observed " +
-        "rates once it has history (the articles' figures before), beside what it actually did in the period." }),
+        "rates once it has history (the articles' figures before), beside what it actually did in the period. " +
+        "Steps' conditions and alternatives are evaluated on its recent cascades' customers." }),
       form, out);
   }
 
@@ -529,7 +544,7 @@
     const stats = h("div", { class: "stats" },
       stat("Audience", fmt.int(f.audience), "forecast-audience-shown"),
       stat("Reach", fmt.pct(f.reach), "forecast-reach"),
-      stat("Successes", fmt.num(f.successes, 1), "forecast-successes"),
+      stat("Successes", fmt.count(f.successes), "forecast-successes"),
       stat("Cost", fmt.money(f.cost, cur), "forecast-cost"),
       stat("Time to success p50", fmt.duration(tts.p50), "forecast-p50"),
       stat("p90", fmt.duration(tts.p90), "forecast-p90"),
@@ -537,14 +552,17 @@
       stat(`${fmt.text(single.channel)} alone: cost`, fmt.money(single.cost, cur), "forecast-single-cost"));
     const rates = h("p", { class: "muted rates", testid: "forecast-rates" },
       h("span", { testid: "forecast-rates-source", text: `rates: ${fmt.text(f.rates_source)}` }),
+      h("span", { class: "chip", testid: "forecast-condition-source", title: "the customers steps' conditions and " +
+        "alternatives were evaluated on", text: `conditions: ${fmt.text(f.condition_source)}` +
+        (f.condition_customers ? ` (${fmt.int(f.condition_customers)} customers)` : "") }),
       Object.entries(f.rates || {}).map(([ch, rate]) => h("span", { class: "chip" },
         `${ch} `, h("b", { testid: `forecast-rate-${slug(ch)}`, text: fmt.pct(rate) }),
         (f.samples || {})[ch] ? h("small", { testid: `forecast-samples-${slug(ch)}`,
           text: ` (${fmt.int(f.samples[ch])} sends)` }) : null)));
     const body = (f.steps || []).map((s) => h("tr", { testid: `forecast-step-${s.index}` },
       cell(`Step ${s.index + 1}`, null), cell(s.channel, `forecast-step-${s.index}-channel`),
-      cell(fmt.num(s.expected_sends, 1), `forecast-step-${s.index}-sends`, { num: true }),
-      cell(fmt.num(s.expected_successes, 1), `forecast-step-${s.index}-successes`, { num: true }),
+      cell(fmt.count(s.expected_sends), `forecast-step-${s.index}-sends`, { num: true }),
+      cell(fmt.count(s.expected_successes), `forecast-step-${s.index}-successes`, { num: true }),
       cell(fmt.money(s.cost, cur), `forecast-step-${s.index}-cost`, { num: true })));
     return [stats, rates,
       h("div", { class: "side-by-side" },

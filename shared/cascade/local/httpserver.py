@@ -26,7 +26,7 @@ GONE = (ConnectionError, TimeoutError)
 
 
 def json_answer(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
-    return status, {"content-type": "application/json"}, json.dumps(body, ensure_ascii=False).encode()
+    return status, {"content-type": "application/json; charset=utf-8"}, json.dumps(body, ensure_ascii=False).encode()
 
 
 class _Server(ThreadingHTTPServer):

@@ -53,16 +53,11 @@ class OperatorDesk(StandIn):
     def outbox(self) -> list[dict[str, Any]]:
         found = []
         for task_id, kept in list(self.tasks.items()):
-            task = kept["task"]
-            lines = [str(task.get("reason") or "")]
-            history = task.get("history") or []
-            if history:
-                lines.append("Already tried:")
-                lines += [f"- step {h.get('step')}: {h.get('channel')} {h.get('status')} {h.get('sent_at') or ''}".rstrip()
-                          for h in history]
+            task = kept["task"]  # the desk shows the task's own text: what the operator reads
             found.append({"channel": "operator", "provider_message_id": task_id,
                           "to": str((task.get("recipient") or {}).get("phone") or ""),
-                          "subject": (task.get("scenario") or {}).get("name"), "text": "\n".join(lines)})
+                          "subject": (task.get("scenario") or {}).get("name"),
+                          "text": str(task.get("text") or task.get("reason") or "")})
         return found
 
     # -- the desk's API -------------------------------------------------------------------------

@@ -278,7 +278,7 @@ class LocalStack:
     def info(self) -> dict[str, Any]:
         return {"aws_endpoint": self.aws_endpoint, "state_machine_arn": self.state_machine_arn,
                 "time_scale": self.time_scale, "api_url": self.url, "table_name": self.table_name,
-                "sms_provider": self.sms_provider,
+                "sms_provider": self.sms_provider, "clock_shift_seconds": self.clock_shift_seconds,
                 **{f"{s.name}_api": s.url for s in self.standins if s.url}}
 
     def outbox(self) -> list[dict[str, Any]]:
