@@ -319,3 +319,24 @@ def test_the_stacks_own_aws_services_wait_longer_than_a_provider(stack: Any) -> 
         assert config.read_timeout > stack.provider_timeout_seconds
         assert config.retries["total_max_attempts"] > 1
     assert client("sns").meta.config.read_timeout == stack.provider_timeout_seconds
+
+
+def test_pressing_a_button_on_a_telegram_message_without_one_is_a_422_not_a_traceback(
+        api: Api, saved: list[str], capfd: pytest.CaptureFixture[str]) -> None:
+    """`/local/simulate` with read or confirmed on a Telegram message that has no button: the
+    simulator says so (422 naming the signal), and the console shows no traceback."""
+    step = {"channel": "telegram", "wait": "24h", "template": dict.fromkeys(("en", "ru"), "Order {{ data.ref }}")}
+    scenario = {"name": "No button", "trigger": "no_button.ready", "correlation": "ref", "default_locale": "en",
+                "quiet_hours": None, "success": ["read", "replied"], "steps": [step]}
+    resp = api.http.put("/v1/scenarios/no-button", json=scenario)
+    assert resp.status_code == 201, resp.text
+    saved.append("no-button")
+    cascade_id = api.start({"type": "no_button.ready", "data": {"ref": "R-1"},
+                            "recipient": {"id": f"nb-{uuid.uuid4().hex[:8]}", "telegram_chat_id": "5550001"}})
+    message = wait_for("the Telegram message", lambda: next(iter(api.outbox(cascade_id)), None))
+    capfd.readouterr()
+    resp = api.simulate(message["provider_message_id"], "read")
+    api.http.post(f"/v1/cascades/{cascade_id}/cancel")
+    assert resp.status_code == 422, resp.text
+    assert [d["field"] for d in resp.json()["details"]] == ["signal"]
+    assert "Traceback" not in capfd.readouterr().out

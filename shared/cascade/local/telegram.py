@@ -124,6 +124,9 @@ class TelegramStandIn(StandIn):
         if original is None:
             return invalid("provider_message_id", "not a message this bot sent")
         if signal in ("read", "confirmed"):
+            if not (original.get("reply_markup") or {}).get("inline_keyboard"):
+                return invalid("signal", f"this message has no button to press for {signal!r}; "
+                                         "simulate replied (a text) or blocked instead")
             resp = self.press_button(original, signal)
         elif signal == "replied":
             resp = self.reply(original, str(request.get("text") or "Thanks!"))
