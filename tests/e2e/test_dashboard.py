@@ -371,7 +371,7 @@ def test_the_scenario_view_shows_the_reports_numbers(api: Api, browser: Browser,
     assert b.text("live-running-count") == "(0)"
     for name, cid in batch["ids"].items():
         assert b.text(f"recent-{cid}-status") == batch["views"][name]["status"]
-    b.shot("scenario")
+    b.fits("scenario")
 
     # The CSV download is the API's CSV.
     with b.page.expect_download() as download:
@@ -394,7 +394,7 @@ def test_a_new_cascade_shows_up_running_then_leaves_the_running_list(api: Api, b
     try:
         b.by(f"running-{cascade_id}").wait_for(timeout=30_000)  # the list refreshes by itself
         assert b.text(f"running-{cascade_id}-status") == "running"
-        b.shot("live")
+        b.fits("live")
     finally:
         assert api.http.post(f"/v1/cascades/{cascade_id}/cancel").status_code == 200
     b.by(f"running-{cascade_id}").wait_for(state="detached", timeout=30_000)
@@ -429,7 +429,7 @@ def test_a_cascade_timeline_and_the_customer_card(api: Api, browser: Browser, sc
     wait_for("the step's events", lambda: b.by("cascade-step-1-events").count() == 1)
     assert b.text("cascade-step-1-event-0-kind") == "sent"
     assert b.text("cascade-step-1-event-1-kind") == "signal" and b.text("cascade-step-1-event-1-status") == "read"
-    b.shot("cascade")
+    b.fits("cascade")
 
     b.by("cascade-recipient").click()
     b.wait("touches")
@@ -453,7 +453,7 @@ def test_a_cascade_timeline_and_the_customer_card(api: Api, browser: Browser, sc
             assert b.text(f"touch-{n}-summary") == touch["summary"]
     assert [(t["channel"], t["kind"]) for t in touches] == [("email", "sent"), ("telegram", "sent"),
                                                             ("telegram", "signal")]
-    b.shot("customer")
+    b.fits("customer")
 
 
 def test_the_customer_card_shows_each_contacts_health(api: Api, browser: Browser, batch: dict[str, Any]) -> None:
@@ -468,7 +468,7 @@ def test_the_customer_card_shows_each_contacts_health(api: Api, browser: Browser
     assert b.text("contact-email-health") == "invalid" and b.text("contact-email-reason") == "hard_bounce"
     for channel, contact in contacts.items():
         assert b.text(f"contact-{channel}-health") == contact["health"]
-    b.shot("customer-contacts")
+    b.fits("customer-contacts")
 
 
 def test_the_forecast_beside_the_actual_results(api: Api, browser: Browser, scenario: str,
@@ -512,7 +512,7 @@ def test_the_forecast_beside_the_actual_results(api: Api, browser: Browser, scen
     assert_share(b.text("compare-reach-actual"), report["totals"]["reach"])
     assert_share(b.text("compare-reach-single"), f["single_channel"]["reach"])
     b.by("forecast-section").scroll_into_view_if_needed()
-    b.shot("forecast")
+    b.fits("forecast")
     # Seven customers: fractions of a customer are expected (5.6 Telegram messages), shown rounded.
     b.by("forecast-audience").fill("7")
     b.by("forecast-run").click()
