@@ -11,8 +11,9 @@ report's counters; the cascade item itself tells when a cascade started and how 
 What a touch records beyond its kind and status:
 
 - ``sent``: ``provider``, ``parts`` (SMS parts, else 1), ``price_u`` (what the message cost, from
-  :mod:`cascade.prices`, in millionths of the currency: the table keeps no floats) and ``summary`` (the start of the text; none for scenarios with secret
-  data such as an OTP code);
+  :mod:`cascade.prices`, in millionths of the currency: the table keeps no floats) and ``summary`` (the text as sent, up to 480 characters: a whole SMS of up to
+  seven parts, any messenger message or call script of the presets, an e-mail's subject and its
+  first lines; none for scenarios with secret data such as an OTP code);
 - ``signal``: ``from`` (the step's status before) and ``moved`` (whether the signal moved the step
   forward: a late ``delivered`` after ``read`` moves nothing and counts nothing)."""
 
@@ -26,7 +27,7 @@ from cascade.segments import sms_info
 if TYPE_CHECKING:
     from cascade.channels.base import Channel, Outgoing
 
-SUMMARY_CHARS = 100
+SUMMARY_CHARS = 480
 
 
 def day_of(cascade: dict[str, Any]) -> str:

@@ -594,7 +594,7 @@ def test_every_page_fits_1280_px_and_a_long_touch_opens_whole_on_click(api: Api,
     b = browser
     sid = f"dash-long-{uuid.uuid4().hex[:6]}"
     link = "https://shop.test/track/" + "0123456789abcdef" * 8
-    text = ("Hello {{ recipient.name }}. " + "Your order is packed and waits at the pick-up point, open every day. " * 5
+    text = ("Hello {{ recipient.name }}. " + "Your order is packed and waits at the pick-up point, open every day. " * 4
             + link)
     body = {"name": "Orders ready for pick-up at the points that keep them for a week " * 2,
             "trigger": f"{sid.replace('-', '_')}.ready", "correlation": "ref", "default_locale": "en", "quiet_hours": None, "success": ["read", "replied"],
@@ -648,5 +648,11 @@ def test_every_page_fits_1280_px_and_a_long_touch_opens_whole_on_click(api: Api,
         b.fits("fit-customer-open")
         cell.click()  # and closed again
         assert cell.get_attribute("aria-expanded") == "false"
+        # The email as it was sent, all ~450 characters of it, not only its first line.
+        e = next(i for i, t in enumerate(touches) if t["kind"] == "sent" and t["channel"] == "email")
+        assert touches[e]["summary"].count("open every day.") == 4, touches[e]["summary"]
+        sent = b.by(f"touch-{e}-summary")
+        sent.click()
+        assert sent.text_content() == touches[e]["summary"]
     finally:
         api.http.delete(f"/v1/scenarios/{sid}")
