@@ -26,6 +26,7 @@ from cascade.http import (
     HttpError,
     base_url,
     check_api_key,
+    dumps,
     error_answer,
     error_body,
     headers_of,
@@ -66,7 +67,7 @@ _INFO: dict[str, Any] = {"title": "Cascade messaging API", "version": "1.0.0",
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, content_type=JSON,
-                    body=json.dumps(body, ensure_ascii=False), headers=headers)
+                    body=dumps(body), headers=headers)
 
 
 def _public(path: str) -> bool:
@@ -135,8 +136,7 @@ def _answers(errors: dict[int, str]) -> dict[int, OpenAPIResponse]:
 
 def build_app() -> APIGatewayHttpResolver:
     # UTF-8 text, not \u escapes: Cyrillic names and templates read as written.
-    app = _Resolver(enable_validation=True, serializer=partial(json.dumps, separators=(",", ":"), cls=Encoder,
-                                                               ensure_ascii=False))
+    app = _Resolver(enable_validation=True, serializer=partial(dumps, separators=(",", ":"), cls=Encoder))
 
     @app.get("/v1/cascades/<cascade_id>", summary="A cascade: status, stop reason and every step",
              responses=_answers({404: "No such cascade"}))

@@ -137,9 +137,14 @@ def check_api_key(headers: dict[str, str], expected: str) -> None:
         raise Unauthorized("missing or wrong API key")
 
 
+def dumps(body: Any, **options: Any) -> str:
+    """A JSON answer's body: UTF-8 text (Cyrillic as written, not ``\\u`` escapes) ending in a newline,
+    so ``curl -s`` output does not run into the next answer or the shell's prompt."""
+    return json.dumps(body, ensure_ascii=False, **options) + "\n"
+
+
 def respond(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"content-type": JSON, **(headers or {})},
-            "body": json.dumps(body, ensure_ascii=False)}
+    return {"statusCode": status, "headers": {"content-type": JSON, **(headers or {})}, "body": dumps(body)}
 
 
 def respond_text(status: int, text: str, content_type: str = "text/plain; charset=utf-8") -> dict[str, Any]:

@@ -8,7 +8,6 @@ mid-request or before reading its answer is nobody's error: no traceback."""
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -16,6 +15,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from cascade.http import dumps
 
 # (method, path, query, headers, body) → (status, headers, body)
 Handler = Callable[[str, str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
@@ -26,7 +27,7 @@ GONE = (ConnectionError, TimeoutError)
 
 
 def json_answer(status: int, body: Any) -> tuple[int, dict[str, str], bytes]:
-    return status, {"content-type": "application/json; charset=utf-8"}, json.dumps(body, ensure_ascii=False).encode()
+    return status, {"content-type": "application/json; charset=utf-8"}, dumps(body).encode()
 
 
 class _Server(ThreadingHTTPServer):
