@@ -363,7 +363,8 @@ class Demo:
                  f"({time.monotonic() - self.begun:.0f} s ago):\n")
         for playing in self.playing:
             stored = self._ok(self.http.get(f"/v1/scenarios/{playing.scenario}"))
-            scenario = Scenario.model_validate({k: v for k, v in stored.items() if k not in ("version", "source")},
+            # the view adds what is not the scenario itself (version, source, the SMS parts per locale)
+            scenario = Scenario.model_validate({k: v for k, v in stored.items() if k in Scenario.model_fields},
                                                context={"stored": True})
             view = self._ok(self.http.get(f"/v1/cascades/{playing.cascade_id}"))
             created = parse_time(view["created_at"])
@@ -485,6 +486,11 @@ def main() -> None:
         sys.exit(f"Port {port} is busy: set PORT to a free one, e.g. PORT=3100 make demo")
     except KeyboardInterrupt:
         sys.exit("Stopped while starting.")
+    # The functions share one logger in this process: it may have been made before the stack set the
+    # level, so set it here as well.
+    from cascade.observability import logger
+
+    logger.setLevel(os.environ.get("LOG_LEVEL", "WARNING"))
     try:
         print(f"Up: API {stack.url} (docs {stack.url}/docs), API key {stack.api_key}. Ctrl-C stops it all.",
               flush=True)
