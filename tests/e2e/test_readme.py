@@ -40,6 +40,7 @@ TIME_SCALE = "7200"
 # README's shell blocks that do not talk to the local stack, by the heading above them.
 SKIPPED = {
     "Two commands": "`make run` is what this test starts (python -m cascade.local); `make test` is the suite itself",
+    "Watch the demo": "`make demo` plays every preset in tests/e2e/test_demo.py",
     "Deploy to AWS": "needs an AWS account",
     "Operating on AWS": "needs a deployed stack and its queue",
 }
@@ -78,12 +79,27 @@ def blocks(markdown: str) -> list[Block]:
     return found
 
 
+def _complete(command: str) -> bool:
+    """Whether a shell line closes every quote it opens (a comment's apostrophe does not count)."""
+    try:
+        shlex.split(command, comments=True)
+    except ValueError:
+        return False
+    return True
+
+
 def commands(block: Block) -> list[tuple[str, str | None]]:
-    """Each command of a shell block (continuation lines joined) with its ``# →`` comment: on its
-    own line, or on the comment line right after it."""
+    """Each command of a shell block (continuation lines and a quoted body's lines joined) with its
+    ``# →`` comment: on its own line, or on the comment line right after it."""
     joined = block.text.replace("\\\n", " ")
     found: list[tuple[str, str | None]] = []
-    for line in joined.splitlines():
+    lines: list[str] = []
+    for line in joined.splitlines():  # a quoted JSON body may go on over several lines
+        if lines and not _complete(lines[-1]):
+            lines[-1] += "\n" + line
+        else:
+            lines.append(line)
+    for line in lines:
         stripped = line.strip()
         if stripped.startswith("# →") and found and found[-1][1] is None:
             found[-1] = (found[-1][0], stripped[3:].strip())
