@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-dev-$(SUM)
 SAMVENV := .venv-sam
 CHECKOVVENV := .venv-checkov
 
-.PHONY: install run demo test lint typecheck bench validate build checkov clean
+.PHONY: install run demo test lint typecheck bench capacity validate build checkov clean
 
 $(LOCAL): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## state transitions, cost per 1,000 cascades, cold import ratio, the local stack under load (CASCADES=2000)
+bench: $(STAMP)  ## state transitions, cost per 1,000 cascades, cold import ratio, the local stack under load (CASCADES=2000), the capacity model
 	$(BIN)/python -m tests.bench --cascades $(or $(CASCADES),2000)
+
+capacity: $(STAMP)  ## the capacity model alone: cascades a day per account and region, the binding limit, cost per 1,000
+	$(BIN)/python -m tests.bench --capacity-only
 
 $(SAMVENV)/bin/sam:
 	$(PYTHON) -m venv $(SAMVENV)

@@ -31,6 +31,13 @@ Three figures, each with the goal it is held to:
    reading the same facts from the ``ByScenarioDay`` index, which is what a report without
    counters would have to do.
 
+6. **Capacity model** (:mod:`tests.capacity`): from the calls one fully escalated cascade made
+   in part 1 (every AWS call counted by a botocore ``before-call`` hook; the request units per
+   DynamoDB key, a key being *shared* when two cascades of the same preset both touched it), and
+   the published default quotas and prices: new cascades a day per account and region, the limit
+   that binds first and the cost per 1,000 cascades at 1 M, 10 M and 100 M a day, for the built
+   design and for issue 12's design target (shared clock timers, not built yet), with the goals.
+
 5. **The local stack under load** (:mod:`tests.bench_load`): ``--cascades N`` cascades (default
    2,000) from 3 and then 32 clients, to completion: throughput, errors (must be 0), the
    aggregator's lag, and memory before, after and once the cascades have ended.
@@ -45,6 +52,7 @@ import json
 import logging
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -58,6 +66,8 @@ from typing import Any, Final
 
 import boto3
 import httpx
+
+from tests import capacity
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 ARTIFACT: Final = ROOT / "test-artifacts" / "bench.json"
@@ -104,6 +114,8 @@ class Transitions:
     ddb_wru: float
     ddb_rru: float
     ddb_calls: dict[str, int]
+    aws_calls: dict[str, int] = field(default_factory=dict)
+    key_units: dict[str, dict[str, float]] = field(default_factory=dict)  # pk -> wru, rru, updates
     transitions_per_step: float = field(init=False)
     meets_goal: bool = field(init=False)
 
@@ -121,10 +133,11 @@ def _event_body(preset: str) -> dict[str, Any]:
     if preset == "abandoned-cart":
         # Every contact present, so every step (email, Telegram, SMS, robot call) really sends.
         body["recipient"].update({"email": "sam@example.com", "telegram_chat_id": str(uuid.uuid4().int % 10**9),
-                                  "phone": "+14155550123"})
+                                  "phone": f"+1415555{uuid.uuid4().int % 10**4:04d}"})
         body["data"]["cart_id"] = f"cart-{suffix}"
     else:
         body["data"]["order_id"] = f"bench-{suffix}"
+        body["recipient"]["phone"] = f"+7701{uuid.uuid4().int % 10**7:07d}"  # its chat keys are its own
     return body
 
 
@@ -140,10 +153,22 @@ class DynamoMeter:
         self.wru = 0.0
         self.rru = 0.0
         self.item_updates = 0
+        self.aws_calls: Counter[str] = Counter()
+        self.keys: dict[str, Counter[str]] = {}
 
     def install(self) -> None:
         boto3.setup_default_session(region_name=REGION)
         boto3.DEFAULT_SESSION.events.register("before-parameter-build.dynamodb", self._count)
+        boto3.DEFAULT_SESSION.events.register("before-call", self._call)
+
+    def _call(self, model: Any, **_: Any) -> None:
+        """Every AWS call the handlers make, by service and operation."""
+        self.aws_calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def _key(self, key: dict[str, Any] | None, what: str, units: float) -> None:
+        pk = (key or {}).get("pk", {}).get("S")
+        if pk is not None:
+            self.keys.setdefault(pk, Counter())[what] += units
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -157,15 +182,28 @@ class DynamoMeter:
         self.calls[op] += 1
         if op == "PutItem":
             self.wru += self._kb(params["Item"])
+            self._key(params["Item"], "wru", self._kb(params["Item"]))
         elif op == "UpdateItem":
             self.item_updates += 1
+            self._key(params.get("Key"), "updates", 1)
         elif op == "DeleteItem":
             self.wru += 1
+            self._key(params.get("Key"), "wru", 1)
         elif op == "TransactWriteItems":
             for entry in params["TransactItems"]:
-                self.wru += 2 * (self._kb(entry["Put"]["Item"]) if "Put" in entry else 1)
+                units = 2 * (self._kb(entry["Put"]["Item"]) if "Put" in entry else 1)
+                self.wru += units
+                body = next(iter(entry.values()))
+                self._key(body.get("Item") or body.get("Key"), "wru", units)
         elif op in ("GetItem", "Query"):
-            self.rru += 1.0 if params.get("ConsistentRead") else 0.5
+            units = 1.0 if params.get("ConsistentRead") else 0.5
+            self.rru += units
+            if op == "GetItem":
+                self._key(params.get("Key"), "rru", units)
+            else:
+                found = re.search(r"\bpk\s*=\s*(:\w+)", params.get("KeyConditionExpression", ""))
+                pk = params.get("ExpressionAttributeValues", {}).get(found.group(1)) if found else None
+                self._key({"pk": pk} if pk and "IndexName" not in params else None, "rru", units)
 
     def totals(self, cascade_item_kb: int) -> tuple[float, float]:
         return self.wru + self.item_updates * cascade_item_kb, self.rru
@@ -215,7 +253,12 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         if not streams.wait_idle(timeout=CASCADE_DEADLINE_S):
             raise RuntimeError("the stream-fed functions did not catch up")
         calls = dict(METER.calls)
-        wru, rru = METER.totals(_cascade_item_kb(stack.table_name, cascade_id))
+        item_kb = _cascade_item_kb(stack.table_name, cascade_id)
+        wru, rru = METER.totals(item_kb)
+        aws_calls = dict(METER.aws_calls)
+        # An update is billed on the item's size: the cascade item's for its own key, 1 KB elsewhere.
+        key_units = {pk: {"wru": u["wru"] + u["updates"] * (item_kb if pk.startswith("C#") else 1), "rru": u["rru"]}
+                     for pk, u in METER.keys.items()}
         view = api.get(f"/v1/cascades/{cascade_id}").json()
     if view["status"] != "exhausted":
         raise RuntimeError(f"cascade {cascade_id} ended {view['status']!r}, not exhausted: {view}")
@@ -227,6 +270,7 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         lambda_invokes=len(invokes),
         states_entered=dict(Counter(e["stateEnteredEventDetails"]["name"] for e in entered)),
         step_statuses=[s["status"] for s in view["steps"]], ddb_wru=wru, ddb_rru=rru, ddb_calls=calls,
+        aws_calls=aws_calls, key_units=key_units,
     )
 
 
@@ -265,6 +309,40 @@ EXCLUDED: Final = (
     "message prices (SES e-mail, SMS, WhatsApp, Viber, calls, operators; Telegram is free); provider "
     "webhooks and SES delivery events via SNS; status reads; CloudWatch Logs, X-Ray, Secrets Manager; free tiers"
 )
+
+
+# -- 6. capacity model -----------------------------------------------------------------------------
+
+
+def capacity_counts(first: Transitions, second: Transitions) -> capacity.Counts:
+    """The capacity model's input from two measured cascades of one preset: the calls of the first,
+    and the keys both touched (shared by every cascade of the scenario, so hot at scale)."""
+    from cascade import scenarios
+    from cascade.planning import capped_waits
+
+    waits = capped_waits(scenarios.presets()[first.preset])
+    shared = {pk: units for pk, units in first.key_units.items() if pk in second.key_units}
+    hot = {_key_class(pk): capacity.HotKey(wru=u["wru"], rru=u["rru"], cacheable=not u["wru"])
+           for pk, u in shared.items()}
+    return capacity.Counts(
+        steps=first.steps, timers=len(waits), lifetime_h=sum(waits) / 3600,
+        start_executions=first.aws_calls.get("stepfunctions.StartExecution", 0),
+        transitions=first.transitions, lambda_invokes=first.lambda_invokes + INGEST_INVOKES_PER_CASCADE,
+        lambda_s_per_invoke=LAMBDA_SECONDS_PER_INVOKE, lambda_memory_gb=LAMBDA_MEMORY_GB,
+        ddb_wru=first.ddb_wru, ddb_rru=first.ddb_rru, api_requests=API_REQUESTS_PER_CASCADE, hot_keys=hot,
+        defers=first.states_entered.get("Defer", 0))
+
+
+def template_quotas() -> capacity.Quotas:
+    """The default quotas, with the route throttle the template deploys by default."""
+    from cascade.local import template
+
+    return capacity.Quotas(api_route_rps=float(template.load()["Parameters"]["ApiRateLimit"]["Default"]))
+
+
+def _key_class(pk: str) -> str:
+    """A shared key by its kind, with no ids or dates (``AGG#delivery-failed`` and ``D#...`` sk alike)."""
+    return re.sub(r"#.*", "#…", pk) if "#" in pk else pk
 
 
 # -- 4. reports as data grows -----------------------------------------------------------------------
@@ -485,7 +563,7 @@ def _verdict(ok: bool) -> str:
 
 
 def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTimes,
-           reports: list[ReportScale]) -> str:
+           reports: list[ReportScale], counts: dict[str, capacity.Counts] | None = None) -> str:
     lines = [f"cascade bench: local stack (moto), time scale {TIME_SCALE:g}x, Python {platform.python_version()}", ""]
     lines += [f"1. State transitions per fully escalated cascade (goal ≤ {TRANSITIONS_PER_STEP_GOAL} transitions per step)",
               f"   {'preset':<18}{'transitions':>12}{'steps':>7}{'per step':>10}{'lambda tasks':>14}"]
@@ -528,7 +606,26 @@ def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTim
               f"reading the facts instead: {last.facts_rru / first.facts_rru:.0f}× the read units   {_verdict(flat)}",
               "   (report ms grows here because moto answers a Query by scanning its whole table; DynamoDB "
               "reads only the items in the key range)"]
+    if counts:
+        lines += ["", "6. Capacity per account and region, and AWS cost (messages excluded): built design, measured, "
+                      f"beside the {capacity.TARGET_LABEL}"]
+        for t in transitions:
+            calls = ", ".join(f"{op} {n}" for op, n in sorted(t.aws_calls.items()))
+            lines.append(f"   AWS calls in-process for one {t.preset} cascade: {calls}")
+        for preset, c in counts.items():
+            lines += ["", capacity.report(c, preset, template_quotas())]
     return "\n".join(lines)
+
+
+def _capacity_json(c: capacity.Counts) -> dict[str, Any]:
+    old, new = capacity.compare(c, template_quotas())
+    return {"counts": {**asdict(c), "hot_keys": {k: asdict(v) for k, v in c.hot_keys.items()}},
+            "columns": [{"label": col.label, "binds": col.binds.name, "per_day": col.binds.per_day,
+                         "without_step_functions_raise": col.without_sfn_raise,
+                         "limits": {limit.name: limit.per_day for limit in col.limits},
+                         "usd_per_1000": {str(v): col.total(v) for v in capacity.VOLUMES},
+                         "goals": [{"goal": text, "pass": ok} for text, ok in capacity.goals(col)]}
+                        for col in (old, new)]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -539,9 +636,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="make bench: what a cascade costs, and the local stack under load")
     parser.add_argument("--cascades", type=int, default=bench_load.DEFAULT_CASCADES,
                         help="cascades per load run in part 5 (default 2,000); 0 skips part 5")
+    parser.add_argument("--capacity-only", action="store_true",
+                        help="only part 6, the capacity model (four cascades on the local stack, ~a minute)")
     args = parser.parse_args(argv)
     # Imports first, while no stack threads compete for the CPU.
-    imports = measure_imports()
+    imports = None if args.capacity_only else measure_imports()
 
     from cascade.local.stack import LocalStack
 
@@ -553,14 +652,20 @@ def main(argv: list[str] | None = None) -> int:
 
         logger.setLevel(logging.WARNING)
         transitions = [measure_transitions(stack, preset) for preset in ("delivery-failed", "abandoned-cart")]
+        # A second cascade of each: the keys both touched are the ones every cascade shares.
+        again = [measure_transitions(stack, t.preset) for t in transitions]
     finally:
         stack.stop()
+    counts = {t.preset: capacity_counts(t, u) for t, u in zip(transitions, again, strict=True)}
+    if imports is None:
+        print("\n\n".join(capacity.report(c, preset, template_quotas()) for preset, c in counts.items()))
+        return 0
     costs = [cost_per_thousand(t) for t in transitions]
     # Another stack, before the in-process moto of part 4 resets the shared backends.
     load = bench_load.measure_load(args.cascades) if args.cascades > 0 else None
     reports = measure_reports()  # in-process moto: only once the stack (a moto server) is down
 
-    print(report(transitions, costs, imports, reports))
+    print(report(transitions, costs, imports, reports, counts))
     if load is not None:
         print("\n" + bench_load.report(load))
         bench_load.write(load)
@@ -574,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
                               "excluded": EXCLUDED, "presets": [asdict(c) for c in costs]},
         "cold_import": {"goal_ratio": IMPORT_RATIO_GOAL, **asdict(imports)},
         "reports": {"days": REPORT_DAYS, "scales": [asdict(r) for r in reports]},
+        "capacity": {preset: _capacity_json(c) for preset, c in counts.items()},
     }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nwritten to {ARTIFACT.relative_to(ROOT)}" + (f" and {bench_load.ARTIFACT.relative_to(ROOT)}" if load else ""))
     return 1 if load is not None and load.errors else 0

@@ -130,6 +130,27 @@ def test_topics_with_contact_data_and_the_alarm_topic_are_encrypted_with_the_sta
     assert queue["KmsMasterKeyId"] == {"Ref": "SecretDataKey"}
 
 
+def test_the_api_throttle_is_a_parameter_sized_so_it_never_binds_before_aws(sam: dict[str, Any],
+                                                                           cfn: dict[str, Any]) -> None:
+    """Item 7: the per-route throttle (a fixed 200 rps, ~17 M triggers a day) is ApiRateLimit /
+    ApiBurstLimit, and its default lets a trigger route and a stop route run together within the
+    account's default 10,000 rps, above every AWS limit the capacity model finds for the design."""
+    from tests import capacity
+
+    (stage,) = _of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
+    route = stage["Properties"]["DefaultRouteSettings"]
+    assert route == {"ThrottlingRateLimit": {"Ref": "ApiRateLimit"}, "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}
+    rate, burst = (int(sam["Parameters"][name]["Default"]) for name in ("ApiRateLimit", "ApiBurstLimit"))
+    quotas = capacity.Quotas(api_route_rps=rate)
+    assert 2 * rate <= quotas.apigw_account_rps and burst <= 5_000
+    assert rate * 86_400 >= capacity.GOAL_NO_SFN_RAISE_PER_DAY
+    cascade = capacity.Counts(steps=4, timers=4, lifetime_h=56, start_executions=1, transitions=10, lambda_invokes=6,
+                              lambda_s_per_invoke=0.1, lambda_memory_gb=0.5, ddb_wru=40, ddb_rru=20, api_requests=1)
+    for column in capacity.compare(cascade, quotas):
+        assert column.binds.name != "template route throttle (ApiRateLimit)"
+    assert f"{rate * 86_400 / 1e6:.1f} M triggers a day" in sam["Parameters"]["ApiRateLimit"]["Description"]
+
+
 def test_access_logs_name_the_route_and_never_the_caller_or_the_path(cfn: dict[str, Any]) -> None:
     (stage,) = _of_type(cfn, "AWS::ApiGatewayV2::Stage").values()
     settings = stage["Properties"]["AccessLogSettings"]
