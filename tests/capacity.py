@@ -335,7 +335,7 @@ def report(built: Counts, preset: str, q: Quotas | None = None, p: Prices | None
     """The side-by-side table ``make bench`` prints."""
     q, d = q or Quotas(), d or ClockDesign()
     old, new = compare(built, q, p, d)
-    w = 34
+    w = 40
     lines = [f"   {preset}: {built.steps} steps, {built.lifetime_h:g} h open; per cascade measured: "
              f"{built.start_executions:g} StartExecution, {built.transitions:g} transitions, "
              f"{built.lambda_invokes:g} Lambda invokes, {built.ddb_wru:g} WRU, {built.ddb_rru:g} RRU, "
