@@ -222,8 +222,13 @@ class DynamoMeter:
 METER: Final = DynamoMeter()
 
 
+def _own_session() -> boto3.session.Session:
+    """The bench's own calls (polling, reading back) go through a session the meter does not hook."""
+    return boto3.session.Session(region_name=REGION)
+
+
 def _cascade_item_kb(table: str, cascade_id: str) -> int:
-    item = boto3.client("dynamodb", region_name=REGION).get_item(
+    item = _own_session().client("dynamodb").get_item(
         TableName=table, Key={"pk": {"S": f"C#{cascade_id}"}, "sk": {"S": "C"}})["Item"]
     return DynamoMeter._kb(item)
 
@@ -256,7 +261,7 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
             raise RuntimeError(f"{preset}: POST /v1/events answered {resp.status_code}: {resp.text}")
         cascade_id = str(resp.json()["cascade_id"])
         execution_arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + cascade_id
-        events = _history(boto3.client("stepfunctions", region_name=REGION), execution_arn)
+        events = _history(_own_session().client("stepfunctions"), execution_arn)
         # The stream-fed functions (report counters, CRM events) are part of a cascade's cost.
         from cascade.local import streams
 
@@ -622,7 +627,7 @@ def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTim
                       f"beside the {capacity.TARGET_LABEL}"]
         for t in transitions:
             calls = ", ".join(f"{op} {n}" for op, n in sorted(t.aws_calls.items()))
-            lines.append(f"   AWS calls in-process for one {t.preset} cascade: {calls}")
+            lines.append(f"   AWS calls of one {t.preset} cascade: {calls}")
         for preset, c in counts.items():
             lines += ["", capacity.report(c, preset, template_quotas())]
     return "\n".join(lines)
@@ -669,7 +674,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
     counts = {t.preset: capacity_counts(t, u) for t, u in zip(transitions, again, strict=True)}
     if imports is None:
-        print("\n\n".join(capacity.report(c, preset, template_quotas()) for preset, c in counts.items()))
+        for t in transitions:
+            print(f"   AWS calls of one {t.preset} cascade: " + ", ".join(f"{op} {n}" for op, n in sorted(t.aws_calls.items())))
+        print("\n" + "\n\n".join(capacity.report(c, preset, template_quotas()) for preset, c in counts.items()))
         return 0
     costs = [cost_per_thousand(t) for t in transitions]
     # Another stack, before the in-process moto of part 4 resets the shared backends.
