@@ -1,9 +1,20 @@
 """Report counters, kept up to date from the table's stream (the AggregatorFunction).
 
 A report must be a few reads however many cascades there were, so nothing is counted when a
-report is asked for: every fact is counted once, as it happens, into one item per scenario and
-day (``AGG#<scenario>`` / ``D#<day>``, the day its cascade started) with DynamoDB's atomic
-``ADD``. What is counted, from which stream record:
+report is asked for: every fact is counted once, as it happens, into the items of its scenario and
+day (``AGG#<scenario>#<shard>`` / ``D#<day>``, the day its cascade started) with DynamoDB's atomic
+``ADD``; a report adds the shards up (:meth:`cascade.store.CascadeStore.aggregates`).
+
+Why shards: a cascade counts about 6 facts, each a transactional update (≈ 2 WCU). In one item,
+a scenario at 10 M cascades a day would take 10,000,000 / 86,400 s × 6 × 2 WCU ≈ 1,390 WCU/s on
+one key, past the 1,000 WCU/s one partition takes (at ~7 M a day already). Each fact goes to
+shard ``crc32(its marker) % REPORT_COUNTER_SHARDS`` (8 by default): ≈ 174 WCU/s per shard at
+10 M a day, a sixth of the limit, room for peaks 5× the day's average; 100 M a day wants 16 or
+more. A report reads one Query per shard and one for the unsharded item counters were written to
+before shards (still counted): 9 Queries, whatever the number of days. Only ever raise the
+setting: a lowered one would stop reading the shards above it.
+
+What is counted, from which stream record:
 
 ==============================  ==========================================================
 record                          counters

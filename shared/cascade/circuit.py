@@ -7,7 +7,9 @@ circuit is *half-open*: one send is let through as a trial (claimed with a condi
 concurrent steps don't all pile onto a sick provider); its success closes the circuit, its
 failure opens it for another cooldown.
 
-Cost: one eventually consistent read per step; writes only while a provider is failing.
+Cost: the state is read at most once per ``CONFIG_CACHE_SECONDS`` per container, not once per
+step (:mod:`cascade.hot_cache`); writes only while a provider is failing. A circuit that opens or
+closes in one container is seen by the others within those seconds.
 
 Opening a circuit also prints one CloudWatch metric (``Cascade/CircuitOpened``, dimensions
 ``service`` and ``channel``) in the embedded metric format: CloudWatch Logs turns the log line into

@@ -322,8 +322,8 @@ def forecast(scenario: Scenario, body: ForecastIn, history: dict[str, dict[str, 
 def recent_customers(scenario_id: str, store: Any | None = None, limit: int = HISTORY_CASCADES,
                      days: int = HISTORY_DAYS) -> list[dict[str, Any]]:
     """The recipient, data and event type of the scenario's latest ``limit`` cascades of the last
-    ``days`` days: the days that had cascades come from the scenario's daily counters (one query),
-    then the cascades from the scenario-and-day index, newest first, and their items by key."""
+    ``days`` days: the days that had cascades come from the scenario's daily counters (a query per
+    counter shard), then the cascades from the scenario-and-day index, newest first, and their items by key."""
     import json
     from datetime import UTC, datetime, timedelta
 

@@ -1,5 +1,6 @@
-"""Scenario reports from the counters :mod:`cascade.aggregate` keeps: one query per report,
-whatever the number of cascades (a report reads one item per day of its range).
+"""Scenario reports from the counters :mod:`cascade.aggregate` keeps: one query per counter shard
+(and one for the counters of before the shards) per report, whatever the number of cascades (a
+report reads one item per day of its range and shard, added up by day in the store).
 
 ``GET /v1/reports/scenarios/{id}?from=YYYY-MM-DD&to=YYYY-MM-DD`` counts the cascades that started
 on those days (UTC; default: the last 30 days), with everything that happened to them since.

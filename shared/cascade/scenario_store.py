@@ -9,14 +9,14 @@ its entry, flagged ``deleted``, so version numbers never repeat. A cascade carri
 started with (``scenario_json`` and ``scenario_version`` on the cascade item): a save changes new
 cascades only, a running one finishes on its version.
 
-The index is read on every event, consistently, rather than cached per container. An entry is
-about 250 bytes, so up to 16 stored scenarios fit one 4 KB read unit: one strongly consistent
-GetItem, single-digit milliseconds, $0.125 per million events at on-demand prices (100 stored
-scenarios: 7 units, under $1 per million), next to about $250 per million cascades for the
-workflow's own state transitions. A cache of a few seconds would save that read, but each container
-would route on a stale index until it expired, so "saved" would not mean "in effect". Read every
-time, a saved scenario takes effect on the next event. Scenario versions never change, so each
-container parses a version once and keeps it.
+The index is read on every event, so one key takes every event's read: past 3,000 a second it
+would be a hot partition. Each container therefore keeps it for ``CONFIG_CACHE_SECONDS`` (5 s by
+default; :mod:`cascade.hot_cache`). A save or delete reads it fresh (consistently, so the
+conditional write sees the latest ``rev``) and forgets the container's copy, so in the container
+that saved it a scenario is in effect at the next event; other containers route on it within the
+cache's seconds. Set ``CONFIG_CACHE_SECONDS=0`` to read it on every event again (one strongly
+consistent GetItem, $0.125 per million events at on-demand prices). Scenario versions never
+change, so each container parses a version once and keeps it.
 
 Writes replace the whole index under an optimistic lock (its ``rev``), in the same transaction as the
 new version item: two saves racing for one trigger cannot both win (the loser re-checks and gets 409).
@@ -167,10 +167,11 @@ class Catalog:
         return Versioned(scenario, version, source)
 
 
-def catalog(store: CascadeStore | None = None) -> Catalog:
-    """The scenarios in effect now (one consistent read of the index)."""
+def catalog(store: CascadeStore | None = None, fresh: bool = False) -> Catalog:
+    """The scenarios in effect now: the index as this container read it up to a few seconds ago,
+    or (``fresh``, to change it) one consistent read."""
     store = store or default_store()
-    return Catalog(store.scenario_index(), store)
+    return Catalog(store.scenario_index(fresh), store)
 
 
 def get(scenario_id: str, store: CascadeStore | None = None) -> Versioned | None:
@@ -198,7 +199,7 @@ def save(scenario: Scenario, expected_version: int | None = None,
     store = store or default_store()
     source: Source = "override" if scenario.id in presets() else "custom"
     for _ in range(_WRITE_TRIES):
-        cat = catalog(store)
+        cat = catalog(store, fresh=True)
         current = cat.entries().get(scenario.id)
         if expected_version is not None and (current is None or int(current["version"]) != expected_version):
             now = "does not exist" if current is None else f"is at version {current['version']}"
@@ -280,7 +281,7 @@ def delete(scenario_id: str, store: CascadeStore | None = None) -> None:
     Running cascades finish on the version they started with."""
     store = store or default_store()
     for _ in range(_WRITE_TRIES):
-        cat = catalog(store)
+        cat = catalog(store, fresh=True)
         entry = cat.stored.get(scenario_id)
         if entry is None or entry.get("deleted"):
             if scenario_id in presets():

@@ -33,6 +33,11 @@ class Settings(BaseModel):
     # A provider failing this many sends in a row is skipped for new steps for the cooldown.
     circuit_failure_threshold: int = Field(default=5, ge=1, alias="CIRCUIT_FAILURE_THRESHOLD")
     circuit_cooldown_seconds: int = Field(default=300, ge=1, alias="CIRCUIT_COOLDOWN_SECONDS")
+    # The scenario index, the CRM webhook and circuits, kept per container this long (0: read every
+    # time); a change made in another container is seen within it (cascade.hot_cache).
+    config_cache_seconds: float = Field(default=5.0, ge=0, le=300, alias="CONFIG_CACHE_SECONDS")
+    # Report counter items per scenario and day (cascade.aggregate); only ever raise it.
+    report_counter_shards: int = Field(default=8, ge=1, le=256, alias="REPORT_COUNTER_SHARDS")
     # Messages per recipient per local day, across cascades (0: no cap).
     marketing_daily_cap: int = Field(default=3, ge=0, alias="MARKETING_DAILY_CAP")
     transactional_daily_cap: int = Field(default=0, ge=0, alias="TRANSACTIONAL_DAILY_CAP")

@@ -21,7 +21,8 @@ email one-click unsubscribe token      ``U#<token>`` / ``U``
 a saved scenario version (immutable)   ``SCN#<scenario_id>`` / ``V#<000001>``
 stored scenarios: id → head version    ``SCENARIOS`` / ``INDEX`` (cascade.scenario_store)
 the CRM's webhook (url, sealed secret) ``WEBHOOK`` / ``CONFIG`` (cascade.outbound)
-report counters of a scenario's day    ``AGG#<scenario_id>`` / ``D#<yyyy-mm-dd>`` (cascade.aggregate)
+report counters of a scenario's day    ``AGG#<scenario_id>#<shard>`` / ``D#<yyyy-mm-dd>`` (cascade.aggregate;
+                                       before shards: ``AGG#<scenario_id>``, still read)
 "this fact was counted" (3 days)       ``AGGDONE#<what>`` / ``D``
 channels a recipient reacts on         ``R#<recipient_id>`` / ``REACTS``
 a contact's health on one channel      ``R#<recipient_id>`` / ``CONTACT#<channel>`` (cascade.contacts; invalid or
@@ -38,12 +39,14 @@ a timer that fire together can never both win.
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Any, Literal
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from cascade.aws import client as aws_client
+from cascade.hot_cache import HOT
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -53,6 +56,7 @@ STEP_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "
              "confirmed": 7}
 KEEP_SECONDS = 180 * 24 * 3600
 MARKER_SECONDS = 3 * 24 * 3600  # "counted" markers outlive the stream's 24 h of records
+COUNTER_SHARDS = 8  # report counter items per scenario and day: see cascade.aggregate
 
 
 def _dump(item: dict[str, Any]) -> dict[str, Any]:
@@ -92,9 +96,12 @@ def _failed_condition(exc: ClientError) -> bool:
 
 
 class CascadeStore:
-    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
+    def __init__(self, table_name: str, dynamodb: Any | None = None, cache_seconds: float = 0.0,
+                 counter_shards: int = COUNTER_SHARDS) -> None:
         self.table = table_name
         self._db = dynamodb
+        self.cache_seconds = cache_seconds  # hot configuration items, kept per container (cascade.hot_cache)
+        self.counter_shards = counter_shards
 
     @property
     def db(self) -> Any:
@@ -393,12 +400,16 @@ class CascadeStore:
 
     # -- stored scenarios (cascade.scenario_store) -----------------------------------------------
 
-    def scenario_index(self) -> dict[str, Any]:
+    def scenario_index(self, fresh: bool = False) -> dict[str, Any]:
         """The scenario index (``rev``, ``scenarios``: id → head entry); read consistently, so a
-        scenario saved a moment ago already routes the next event."""
-        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": "SCENARIOS", "sk": "INDEX"}),
-                                ConsistentRead=True)
-        return _load(resp.get("Item")) or {"rev": 0, "scenarios": {}}
+        scenario saved a moment ago already routes the next event. ``fresh=False``: as read in this
+        container up to ``cache_seconds`` ago (cascade.hot_cache)."""
+        def read() -> dict[str, Any]:
+            resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": "SCENARIOS", "sk": "INDEX"}),
+                                    ConsistentRead=True)
+            return _load(resp.get("Item")) or {"rev": 0, "scenarios": {}}
+
+        return read() if fresh else HOT.get((self.table, "SCENARIOS"), self.cache_seconds, read)
 
     def scenario_version(self, scenario_id: str, version: int) -> dict[str, Any] | None:
         return self._get(f"SCN#{scenario_id}", f"V#{version:06d}")
@@ -416,7 +427,9 @@ class CascadeStore:
             key = {"pk": f"SCN#{version['scenario_id']}", "sk": f"V#{version['version']:06d}"}
             items.append({"Put": {"TableName": self.table, "Item": _dump({**key, **version}),
                                   "ConditionExpression": "attribute_not_exists(pk)"}})
-        return self._transact(items)
+        written = self._transact(items)
+        HOT.forget((self.table, "SCENARIOS"))  # after the write: a read begun before it is not kept
+        return written
 
     # -- reports (cascade.aggregate, cascade.reports) --------------------------------------------
 
@@ -426,10 +439,19 @@ class CascadeStore:
         return {k: v for k, v in item.items() if k not in ("pk", "sk")}
 
     def aggregates(self, scenario_id: str, from_day: str, to_day: str) -> list[dict[str, Any]]:
-        """A scenario's counter items for the days ``from_day`` to ``to_day`` (one query)."""
-        return self._query_all(KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
-                               ExpressionAttributeValues=_dump({":pk": f"AGG#{scenario_id}", ":a": f"D#{from_day}",
-                                                                ":b": f"D#{to_day}"}))
+        """A scenario's counters for the days ``from_day`` to ``to_day``, one row per day (``sk``
+        ``D#<day>``), each the sum of that day's shards and of its unsharded item of before: one
+        query per shard and one more, whatever the number of days."""
+        days: dict[str, dict[str, Any]] = {}
+        for pk in (f"AGG#{scenario_id}", *(f"AGG#{scenario_id}#{n}" for n in range(self.counter_shards))):
+            for item in self._query_all(KeyConditionExpression="pk = :pk AND sk BETWEEN :a AND :b",
+                                        ExpressionAttributeValues=_dump({":pk": pk, ":a": f"D#{from_day}",
+                                                                         ":b": f"D#{to_day}"})):
+                row = days.setdefault(item["sk"], {"pk": f"AGG#{scenario_id}", "sk": item["sk"]})
+                for counter, value in item.items():
+                    if counter not in ("pk", "sk"):
+                        row[counter] = row.get(counter, 0) + value
+        return [days[sk] for sk in sorted(days)]
 
     def count_once(self, marker: str, scenario_id: str, day: str, counts: dict[str, int],
                    reacts: dict[str, str] | None = None, contact: dict[str, str] | None = None) -> bool:
@@ -445,7 +467,8 @@ class CascadeStore:
             {"Put": {"TableName": self.table, "ConditionExpression": "attribute_not_exists(pk)",
                      "Item": _dump({"pk": f"AGGDONE#{marker}", "sk": "D",
                                     "expires_at": int(time.time()) + MARKER_SECONDS})}},
-            {"Update": {"TableName": self.table, "Key": _dump({"pk": f"AGG#{scenario_id}", "sk": f"D#{day}"}),
+            {"Update": {"TableName": self.table,
+                        "Key": _dump({"pk": self.counter_key(scenario_id, marker), "sk": f"D#{day}"}),
                         "UpdateExpression": "ADD " + ", ".join(adds), "ExpressionAttributeNames": names,
                         "ExpressionAttributeValues": _dump(values)}},
         ]
@@ -460,6 +483,10 @@ class CascadeStore:
                 contact, "SET sends = :zero, {common}, last_reaction_at = :at "
                          "REMOVE invalid_hash, invalid_reason, invalid_since", {":zero": 0})}})
         return self._transact(items)
+
+    def counter_key(self, scenario_id: str, marker: str) -> str:
+        """The counter shard a fact counts into: spread by the fact, so no one item takes every count."""
+        return f"AGG#{scenario_id}#{zlib.crc32(marker.encode()) % self.counter_shards}"
 
     def count_contact_send(self, contact: dict[str, str]) -> bool:
         """One more send without a reaction on the contact, unless a reaction later than this send
@@ -622,8 +649,12 @@ class CascadeStore:
     # -- circuit breakers (cascade.circuit) ----------------------------------------------------
 
     def get_circuit(self, channel: str) -> dict[str, Any] | None:
-        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}))
-        return _load(resp.get("Item"))
+        """The channel's circuit, as read in this container up to ``cache_seconds`` ago."""
+        def read() -> dict[str, Any] | None:
+            resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}))
+            return _load(resp.get("Item"))
+
+        return HOT.get((self.table, "CIRCUIT", channel), self.cache_seconds, read)
 
     def count_circuit_failure(self, channel: str) -> int:
         resp = self.db.update_item(
@@ -631,6 +662,7 @@ class CascadeStore:
             UpdateExpression="ADD failures :one REMOVE trial_at", ExpressionAttributeValues=_dump({":one": 1}),
             ReturnValues="UPDATED_NEW",
         )
+        HOT.forget((self.table, "CIRCUIT", channel))
         return int((_load(resp.get("Attributes")) or {}).get("failures", 1))
 
     def open_circuit(self, channel: str, until: int) -> None:
@@ -638,6 +670,7 @@ class CascadeStore:
             TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}),
             UpdateExpression="SET open_until = :until", ExpressionAttributeValues=_dump({":until": until}),
         )
+        HOT.forget((self.table, "CIRCUIT", channel))
 
     def claim_circuit_trial(self, channel: str, now: int, stale_before: int) -> bool:
         """Take the half-open circuit's one trial send. False if another step holds it."""
@@ -656,20 +689,27 @@ class CascadeStore:
 
     def close_circuit(self, channel: str) -> None:
         self.db.delete_item(TableName=self.table, Key=_dump({"pk": f"CIRCUIT#{channel}", "sk": "CIRCUIT"}))
+        HOT.forget((self.table, "CIRCUIT", channel))
 
     # -- the CRM's webhook (cascade.outbound): one per deployment, kept without expiry ----------
 
     def put_webhook(self, config: dict[str, Any]) -> None:
         self.db.put_item(TableName=self.table, Item=_dump({"pk": "WEBHOOK", "sk": "CONFIG", **config}))
+        HOT.forget((self.table, "WEBHOOK"))  # this container sees it at once, others within cache_seconds
 
     def get_webhook(self) -> dict[str, Any] | None:
-        resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": "WEBHOOK", "sk": "CONFIG"}),
-                                ConsistentRead=True)
-        item = _load(resp.get("Item"))
-        return {k: v for k, v in item.items() if k not in ("pk", "sk")} if item else None
+        """The registration, as read in this container up to ``cache_seconds`` ago."""
+        def read() -> dict[str, Any] | None:
+            resp = self.db.get_item(TableName=self.table, Key=_dump({"pk": "WEBHOOK", "sk": "CONFIG"}),
+                                    ConsistentRead=True)
+            item = _load(resp.get("Item"))
+            return {k: v for k, v in item.items() if k not in ("pk", "sk")} if item else None
+
+        return HOT.get((self.table, "WEBHOOK"), self.cache_seconds, read)
 
     def delete_webhook(self) -> None:
         self.db.delete_item(TableName=self.table, Key=_dump({"pk": "WEBHOOK", "sk": "CONFIG"}))
+        HOT.forget((self.table, "WEBHOOK"))
 
     def _transact(self, items: list[dict[str, Any]]) -> bool:
         """Write ``items`` all or nothing. False if a condition failed (nothing was written)."""
@@ -723,5 +763,7 @@ def default_store() -> CascadeStore:
     if _default is None:
         from cascade.settings import settings
 
-        _default = CascadeStore(settings().table_name)
+        cfg = settings()
+        _default = CascadeStore(cfg.table_name, cache_seconds=cfg.config_cache_seconds,
+                                counter_shards=cfg.report_counter_shards)
     return _default

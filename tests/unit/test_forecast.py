@@ -270,6 +270,7 @@ def test_the_recent_cascades_are_read_by_key_and_index_at_most_200_never_scanned
     earlier = today - timedelta(days=3)
     assert {i for i in ids if not i.startswith(f"c_{today:%m%d}")} == {f"c_{earlier:%m%d}_{n:03d}" for n in range(50, 100)}
     assert {c["data"]["order_id"] for c in found} == ids and {c["event_type"] for c in found} == {"delivery.failed"}
-    # One counters query, one index query per day looked at (today, yesterday, three days ago),
-    # two batches of keys: no Scan, and nothing read past the 200.
-    assert sorted(calls) == ["BatchGetItem"] * 2 + ["Query"] * 4, calls
+    # The counters: one query per shard and one for the unsharded item of before; one index query
+    # per day looked at (today, yesterday, three days ago), two batches of keys: no Scan, and
+    # nothing read past the 200.
+    assert sorted(calls) == ["BatchGetItem"] * 2 + ["Query"] * (1 + store.counter_shards + 3), calls
