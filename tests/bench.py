@@ -336,9 +336,16 @@ def capacity_counts(first: Transitions, second: Transitions) -> capacity.Counts:
     from cascade.planning import capped_waits
 
     waits = capped_waits(scenarios.presets()[first.preset])
-    shared = {pk: units for pk, units in first.key_units.items() if pk in second.key_units}
-    hot = {_key_class(pk): capacity.HotKey(wru=u["wru"], rru=u["rru"], cacheable=not u["wru"])
-           for pk, u in shared.items()}
+    hot: dict[str, capacity.HotKey] = {}
+    mine, theirs = _by_class(first.key_units), _by_class(second.key_units)
+    for name, keys in mine.items():
+        others = theirs.get(name, {})
+        if not set(keys) & set(others):
+            continue  # each cascade its own key (C#…, R#…): no key of this kind is shared
+        # Shared, possibly spread over shards: a shard takes the kind's units over the keys seen.
+        spread = len(set(keys) | set(others))
+        wru, rru = (sum(u[what] for u in keys.values()) for what in ("wru", "rru"))
+        hot[name] = capacity.HotKey(wru=wru / spread, rru=rru / spread, cacheable=not wru, spread=spread)
     return capacity.Counts(
         steps=first.steps, timers=len(waits), lifetime_h=sum(waits) / 3600,
         start_executions=first.aws_calls.get("stepfunctions.StartExecution", 0),
@@ -353,6 +360,13 @@ def template_quotas() -> capacity.Quotas:
     from cascade.local import template
 
     return capacity.Quotas(api_route_rps=float(template.load()["Parameters"]["ApiRateLimit"]["Default"]))
+
+
+def _by_class(key_units: dict[str, dict[str, float]]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for pk, units in key_units.items():
+        out.setdefault(_key_class(pk), {})[pk] = units
+    return out
 
 
 def _key_class(pk: str) -> str:

@@ -102,6 +102,7 @@ class HotKey:
     wru: float = 0.0
     rru: float = 0.0
     cacheable: bool = False  # configuration read through: a per-container cache can absorb it
+    spread: int = 1  # keys (shards) of this kind the units are spread over, as measured
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,9 @@ def clock_counts(c: Counts, d: ClockDesign, cascades_per_day: float) -> Counts:
     # The step sender still does each step's work; it is invoked once per batch instead of per step.
     work_s = built_invokes * c.lambda_s_per_invoke
     invokes = 1 + batches + runs / max(cascades_per_day, 1.0)  # ingest, batches, the clock's bucket read
-    hot = {name: HotKey(wru=k.wru / d.counter_shards, rru=0.0 if k.cacheable else k.rru / d.counter_shards)
+    hot = {name: HotKey(wru=k.wru * k.spread / max(d.counter_shards, k.spread),
+                        rru=0.0 if k.cacheable else k.rru * k.spread / max(d.counter_shards, k.spread),
+                        spread=max(d.counter_shards, k.spread))
            for name, k in c.hot_keys.items()}
     hot["due bucket shard"] = HotKey(wru=2 * d.due_item_kb / d.due_shards)
     return replace(

@@ -78,3 +78,15 @@ def test_side_by_side_the_goals_are_judged_per_column() -> None:
     assert [ok for _, ok in capacity.goals(new)][:3] == [True, True, True]
     text = capacity.report(BUILT, "delivery-failed")
     assert "design target (not built yet)" in text and "[FAIL]" in text and "[pass]" in text
+
+
+def test_counters_already_in_shards_are_spread_to_the_targets_shards_not_divided_twice() -> None:
+    # 12 WRU a cascade on the day's counters, measured over 8 shards: 1.5 WRU per shard.
+    sharded = Counts(**{**BUILT.__dict__, "hot_keys": {"AGG#s#…": HotKey(wru=1.5, spread=8)}})
+    by = _by_name(sharded)
+    assert by["DynamoDB partition writes: AGG#s#…"] == pytest.approx(1_000 / 1.5 * 86_400)
+    target = capacity.clock_counts(sharded, ClockDesign(counter_shards=32), 1_000_000)
+    assert target.hot_keys["AGG#s#…"].wru == pytest.approx(12 / 32)
+    wide = Counts(**{**BUILT.__dict__, "hot_keys": {"AGG#s#…": HotKey(wru=0.25, spread=48)}})
+    assert capacity.clock_counts(wide, ClockDesign(counter_shards=32), 1_000_000).hot_keys["AGG#s#…"].wru == \
+        pytest.approx(0.25)
