@@ -104,6 +104,7 @@ class Transitions:
     ddb_wru: float
     ddb_rru: float
     ddb_calls: dict[str, int]
+    ddb_writes: dict[str, Any]  # WRU by item shape, the cascade item's writes and final size
     transitions_per_step: float = field(init=False)
     meets_goal: bool = field(init=False)
 
@@ -128,56 +129,125 @@ def _event_body(preset: str) -> dict[str, Any]:
     return body
 
 
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it, from its wire form (``{"name": {"S": "..."}}``): each
+    attribute's name plus its value; a string its UTF-8 bytes, a number about one byte per two
+    digits plus one, a list or map 3 bytes plus one per element plus the elements (a map's names too)."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(value: dict[str, Any]) -> int:
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return (len(v.lstrip("-").replace(".", "").strip("0")) + 1) // 2 + 1
+    if kind == "B":
+        return len(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(e) for e in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_bytes(e) for k, e in v.items())
+    if kind == "SS":
+        return sum(len(e.encode()) for e in v)
+    if kind == "NS":
+        return sum(_value_bytes({"N": e}) for e in v)
+    return sum(len(e) for e in v)  # BS
+
+
+def write_units(size_before: int, size_after: int, transactional: bool = False) -> int:
+    """Write request units of one write, DynamoDB's way: 1 per started KB of the larger of the item
+    before and after (at least 1), doubled inside a transaction."""
+    return max(1, -(-max(size_before, size_after) // 1024)) * (2 if transactional else 1)
+
+
+# The ByScenarioDay index (template.yaml): a write that changes these attributes writes the index too.
+INDEXED: Final = ("sd", "sdk", "cascade_id", "recipient_id", "status", "created_at", "finished_at", "arm", "step",
+                  "channel", "kind")
+
+
 class DynamoMeter:
     """DynamoDB request units spent by the handlers, which run in this process.
 
-    Writes: 1 WRU per KB of item (an update is billed on the larger of the item before and
-    after, taken as the cascade item's final size), doubled inside transactions. Reads: 1 RRU
-    per 4 KB strongly consistent, half that eventually consistent."""
+    moto answers ``ReturnConsumedCapacity`` with a fixed figure whatever the item, so the units are
+    computed DynamoDB's way: every written item (put, update, delete, condition check; in a
+    transaction or a batch) is read before and after the request with a client of its own, and
+    costs :func:`write_units` of the larger size (:func:`item_bytes`), plus one unit when the write
+    changes what the ``ByScenarioDay`` index projects. ``wru_by_item`` splits the total by key
+    shape (``C#/C``: the cascade item). Reads: 1 RRU per 4 KB strongly consistent, half that
+    eventually consistent, taken as one unit per request."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.wru = 0.0
         self.rru = 0.0
-        self.item_updates = 0
+        self.wru_by_item: Counter[str] = Counter()
+        self.cascade_writes = 0
+        self._raw: Any = None
 
     def install(self) -> None:
         boto3.setup_default_session(region_name=REGION)
         boto3.DEFAULT_SESSION.events.register("before-parameter-build.dynamodb", self._count)
+        boto3.DEFAULT_SESSION.events.register("after-call.dynamodb", self._after)
 
     def reset(self) -> None:
+        raw = self._raw
         self.__init__()  # type: ignore[misc]
+        self._raw = raw
 
-    @staticmethod
-    def _kb(item: dict[str, Any]) -> int:
-        return max(1, -(-len(json.dumps(item, ensure_ascii=False).encode()) // 1024))
+    def _read(self, table: str, key: dict[str, Any]) -> dict[str, Any]:
+        if self._raw is None:  # unhooked: its reads are not counted
+            self._raw = boto3.session.Session(region_name=REGION).client("dynamodb")
+        return dict(self._raw.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or {})
 
-    def _count(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+    def _count(self, params: dict[str, Any], model: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
         op = model.name
         self.calls[op] += 1
-        if op == "PutItem":
-            self.wru += self._kb(params["Item"])
-        elif op == "UpdateItem":
-            self.item_updates += 1
-        elif op == "DeleteItem":
-            self.wru += 1
+        writes: list[tuple[str, dict[str, Any], dict[str, Any] | None, bool]] = []  # table, key, new item, txn
+        if op in ("PutItem", "UpdateItem", "DeleteItem"):
+            item = params.get("Item")
+            key = params.get("Key") or {"pk": item["pk"], "sk": item["sk"]}  # type: ignore[index]
+            writes.append((params["TableName"], key, item, False))
         elif op == "TransactWriteItems":
             for entry in params["TransactItems"]:
-                self.wru += 2 * (self._kb(entry["Put"]["Item"]) if "Put" in entry else 1)
+                (kind, body), = entry.items()
+                key = body.get("Key") or {"pk": body["Item"]["pk"], "sk": body["Item"]["sk"]}
+                writes.append((body["TableName"], key, body.get("Item") if kind == "Put" else None, True))
+        elif op == "BatchWriteItem":
+            for table, requests in params["RequestItems"].items():
+                for request in requests:
+                    body = request.get("PutRequest") or request.get("DeleteRequest")
+                    key = body.get("Key") or {"pk": body["Item"]["pk"], "sk": body["Item"]["sk"]}
+                    writes.append((table, key, body.get("Item"), False))
         elif op in ("GetItem", "Query"):
             self.rru += 1.0 if params.get("ConsistentRead") else 0.5
+        if writes and context is not None:
+            context["meter"] = [(t, k, self._read(t, k), txn) for t, k, _, txn in writes]
 
-    def totals(self, cascade_item_kb: int) -> tuple[float, float]:
-        return self.wru + self.item_updates * cascade_item_kb, self.rru
+    def _after(self, model: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
+        for table, key, before, txn in (context or {}).pop("meter", []):
+            after = self._read(table, key)
+            units = write_units(item_bytes(before), item_bytes(after), txn)
+            if any(before.get(a) != after.get(a) for a in INDEXED) and (before.get("sd") or after.get("sd")):
+                units += 1
+            shape = f"{key['pk']['S'].split('#')[0]}#/{key['sk']['S'].split('#')[0]}"
+            self.wru += units
+            self.wru_by_item[shape] += units
+            self.cascade_writes += shape == "C#/C"
+
+    def totals(self) -> tuple[float, float]:
+        return self.wru, self.rru
 
 
 METER: Final = DynamoMeter()
 
 
-def _cascade_item_kb(table: str, cascade_id: str) -> int:
+def _cascade_item_bytes(table: str, cascade_id: str) -> int:
     item = boto3.client("dynamodb", region_name=REGION).get_item(
         TableName=table, Key={"pk": {"S": f"C#{cascade_id}"}, "sk": {"S": "C"}})["Item"]
-    return DynamoMeter._kb(item)
+    return item_bytes(item)
 
 
 def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -215,7 +285,9 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         if not streams.wait_idle(timeout=CASCADE_DEADLINE_S):
             raise RuntimeError("the stream-fed functions did not catch up")
         calls = dict(METER.calls)
-        wru, rru = METER.totals(_cascade_item_kb(stack.table_name, cascade_id))
+        wru, rru = METER.totals()
+        writes = {"by_item": dict(METER.wru_by_item), "cascade_item_writes": METER.cascade_writes,
+                  "cascade_item_bytes": _cascade_item_bytes(stack.table_name, cascade_id)}
         view = api.get(f"/v1/cascades/{cascade_id}").json()
     if view["status"] != "exhausted":
         raise RuntimeError(f"cascade {cascade_id} ended {view['status']!r}, not exhausted: {view}")
@@ -227,6 +299,7 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         lambda_invokes=len(invokes),
         states_entered=dict(Counter(e["stateEnteredEventDetails"]["name"] for e in entered)),
         step_statuses=[s["status"] for s in view["steps"]], ddb_wru=wru, ddb_rru=rru, ddb_calls=calls,
+        ddb_writes=writes,
     )
 
 
