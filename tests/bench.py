@@ -184,7 +184,7 @@ class DynamoMeter:
         self.wru = 0.0
         self.rru = 0.0
         self.wru_by_item: Counter[str] = Counter()
-        self.cascade_writes = 0
+        self.cascade_writes: list[int] = []  # the bytes each write of the cascade item was billed on
         self._raw: Any = None
 
     def install(self) -> None:
@@ -235,7 +235,8 @@ class DynamoMeter:
             shape = f"{key['pk']['S'].split('#')[0]}#/{key['sk']['S'].split('#')[0]}"
             self.wru += units
             self.wru_by_item[shape] += units
-            self.cascade_writes += shape == "C#/C"
+            if shape == "C#/C":
+                self.cascade_writes.append(max(item_bytes(before), item_bytes(after)))
 
     def totals(self) -> tuple[float, float]:
         return self.wru, self.rru
@@ -286,7 +287,8 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
             raise RuntimeError("the stream-fed functions did not catch up")
         calls = dict(METER.calls)
         wru, rru = METER.totals()
-        writes = {"by_item": dict(METER.wru_by_item), "cascade_item_writes": METER.cascade_writes,
+        writes = {"by_item": dict(METER.wru_by_item), "cascade_item_writes": len(METER.cascade_writes),
+                  "cascade_item_write_bytes": list(METER.cascade_writes),
                   "cascade_item_bytes": _cascade_item_bytes(stack.table_name, cascade_id)}
         view = api.get(f"/v1/cascades/{cascade_id}").json()
     if view["status"] != "exhausted":

@@ -119,7 +119,7 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         "body_hash": fingerprint,
         "idempotency_key": event.idempotency_key,
         "dedupe_key": _dedupe_key(event, scenario, correlation_value),
-        "steps": [{"index": i, "channel": s.channel, "status": "pending"} for i, s in enumerate(scenario.steps)],
+        "steps": [{"channel": s.channel, "status": "pending"} for s in scenario.steps],  # index: the place
         # Reports and the dashboard's live list find cascades by scenario and start day.
         "recipient_id": event.recipient.id,
         "sd": f"{scenario.id}#{now[:10]}",

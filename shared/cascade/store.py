@@ -63,7 +63,11 @@ def _dump(item: dict[str, Any]) -> dict[str, Any]:
 def _load(item: dict[str, Any] | None) -> dict[str, Any] | None:
     if item is None:
         return None
-    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    plain = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    for index, step in enumerate(plain.get("steps") or ()):  # a cascade's steps: their index is their place
+        if isinstance(step, dict):
+            step.setdefault("index", index)
+    return plain
 
 
 def _plain(value: Any) -> Any:
