@@ -49,6 +49,7 @@ _WRITE_TRIES = 5
 _parsed: dict[tuple[str, str, int], Scenario] = {}  # (table, id, version) -> scenario; versions never change
 _CACHED_REFS = 256
 _by_ref: OrderedDict[tuple[str, str, str], Scenario] = OrderedDict()  # (table, id, ref) -> scenario, LRU
+_preset_refs: dict[int, tuple[Scenario, str]] = {}  # id(preset) -> (preset, its ref)
 _kept: set[tuple[str, str, str]] = set()  # preset versions this container has stored (table, id, ref)
 
 
@@ -231,8 +232,12 @@ def save(scenario: Scenario, expected_version: int | None = None,
 
 
 def preset_ref(scenario: Scenario) -> str:
-    """A bundled preset's immutable identity: ``P#`` and a hash of its content."""
-    return "P#" + hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:20]
+    """A bundled preset's immutable identity: ``P#`` and a hash of its content (hashed once per object)."""
+    known = _preset_refs.get(id(scenario))
+    if known is None or known[0] is not scenario:
+        known = scenario, "P#" + hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:20]
+        _preset_refs[id(scenario)] = known
+    return known[1]
 
 
 def ref_of(chosen: Versioned, store: CascadeStore) -> str:
