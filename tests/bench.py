@@ -11,7 +11,9 @@ Three figures, each with the goal it is held to:
 2. **AWS cost per 1,000 such cascades** at us-east-1 list prices, itemised: Step Functions,
    Lambda requests and duration, DynamoDB on demand, and the HTTP API. Transitions and Lambda
    invocations are measured (from the same histories), and so are the DynamoDB requests the
-   handlers make (they run in this process: a botocore hook counts them and sizes each write);
+   handlers make (they run in this process: a botocore hook counts them and sizes each write
+   DynamoDB's way, see :class:`DynamoMeter`); the write units are split by item, the cascade item's
+   writes shown with the sizes they were billed on. Goal: at most 40 WRU per cascade.
    Lambda duration is a stated assumption. Message prices (email, SMS, messengers, calls) are left out: they
    depend on the channel mix, not on this design, and dwarf the rest anyway.
 
@@ -79,6 +81,7 @@ CASCADE_DEADLINE_S: Final = 120.0
 POLL_EVERY_S: Final = 0.2
 
 TRANSITIONS_PER_STEP_GOAL: Final = 2.5
+CASCADE_WRU_GOAL: Final = 40  # issue 12: write units per fully escalated 4-step cascade
 IMPORT_RATIO_GOAL: Final = 1.3
 IMPORT_RUNS: Final = 7
 
@@ -116,6 +119,7 @@ class Transitions:
     ddb_calls: dict[str, int]
     aws_calls: dict[str, int] = field(default_factory=dict)
     key_units: dict[str, dict[str, float]] = field(default_factory=dict)  # pk -> wru, rru, updates
+    ddb_writes: dict[str, Any]  # WRU by item shape, the cascade item's writes and final size
     transitions_per_step: float = field(init=False)
     meets_goal: bool = field(init=False)
 
@@ -151,25 +155,71 @@ def _event_body(preset: str) -> dict[str, Any]:
     return body
 
 
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it, from its wire form (``{"name": {"S": "..."}}``): each
+    attribute's name plus its value; a string its UTF-8 bytes, a number about one byte per two
+    digits plus one, a list or map 3 bytes plus one per element plus the elements (a map's names too)."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(value: dict[str, Any]) -> int:
+    (kind, v), = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return (len(v.lstrip("-").replace(".", "").strip("0")) + 1) // 2 + 1
+    if kind == "B":
+        return len(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(e) for e in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_bytes(e) for k, e in v.items())
+    if kind == "SS":
+        return sum(len(e.encode()) for e in v)
+    if kind == "NS":
+        return sum(_value_bytes({"N": e}) for e in v)
+    return sum(len(e) for e in v)  # BS
+
+
+def write_units(size_before: int, size_after: int, transactional: bool = False) -> int:
+    """Write request units of one write, DynamoDB's way: 1 per started KB of the larger of the item
+    before and after (at least 1), doubled inside a transaction."""
+    return max(1, -(-max(size_before, size_after) // 1024)) * (2 if transactional else 1)
+
+
+# The ByScenarioDay index (template.yaml): a write that changes these attributes writes the index too.
+INDEXED: Final = ("sd", "sdk", "cascade_id", "recipient_id", "status", "created_at", "finished_at", "arm", "step",
+                  "channel", "kind")
+
+
 class DynamoMeter:
     """DynamoDB request units spent by the handlers, which run in this process.
 
-    Writes: 1 WRU per KB of item (an update is billed on the larger of the item before and
-    after, taken as the cascade item's final size), doubled inside transactions. Reads: 1 RRU
-    per 4 KB strongly consistent, half that eventually consistent."""
+    moto answers ``ReturnConsumedCapacity`` with a fixed figure whatever the item, so the units are
+    computed DynamoDB's way: every written item (put, update, delete, condition check; in a
+    transaction or a batch) is read before and after the request with a client of its own, and
+    costs :func:`write_units` of the larger size (:func:`item_bytes`), plus one unit when the write
+    changes what the ``ByScenarioDay`` index projects. ``wru_by_item`` splits the total by key
+    shape (``C#/C``: the cascade item). Reads: 1 RRU per 4 KB strongly consistent, half that
+    eventually consistent, taken as one unit per request."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.wru = 0.0
         self.rru = 0.0
-        self.item_updates = 0
         self.aws_calls: Counter[str] = Counter()
-        self.keys: dict[str, Counter[str]] = {}
+        self.keys: dict[str, Counter[str]] = {}  # pk -> wru, rru
+        self.wru_by_item: Counter[str] = Counter()
+        self.cascade_writes: list[int] = []  # the bytes each write of the cascade item was billed on
+        self._raw: Any = None
 
     def install(self) -> None:
         boto3.setup_default_session(region_name=REGION)
         boto3.DEFAULT_SESSION.events.register("before-parameter-build.dynamodb", self._count)
         boto3.DEFAULT_SESSION.events.register("before-call", self._call)
+        boto3.DEFAULT_SESSION.events.register("after-call.dynamodb", self._after)
 
     def _call(self, model: Any, **_: Any) -> None:
         """Every AWS call the handlers make, by service and operation."""
@@ -181,30 +231,34 @@ class DynamoMeter:
             self.keys.setdefault(pk, Counter())[what] += units
 
     def reset(self) -> None:
+        raw = self._raw
         self.__init__()  # type: ignore[misc]
+        self._raw = raw
 
-    @staticmethod
-    def _kb(item: dict[str, Any]) -> int:
-        return max(1, -(-len(json.dumps(item, ensure_ascii=False).encode()) // 1024))
+    def _read(self, table: str, key: dict[str, Any]) -> dict[str, Any]:
+        if self._raw is None:  # unhooked: its reads are not counted
+            self._raw = boto3.session.Session(region_name=REGION).client("dynamodb")
+        return dict(self._raw.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or {})
 
-    def _count(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+    def _count(self, params: dict[str, Any], model: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
         op = model.name
         self.calls[op] += 1
-        if op == "PutItem":
-            self.wru += self._kb(params["Item"])
-            self._key(params["Item"], "wru", self._kb(params["Item"]))
-        elif op == "UpdateItem":
-            self.item_updates += 1
-            self._key(params.get("Key"), "updates", 1)
-        elif op == "DeleteItem":
-            self.wru += 1
-            self._key(params.get("Key"), "wru", 1)
+        writes: list[tuple[str, dict[str, Any], dict[str, Any] | None, bool]] = []  # table, key, new item, txn
+        if op in ("PutItem", "UpdateItem", "DeleteItem"):
+            item = params.get("Item")
+            key = params.get("Key") or {"pk": item["pk"], "sk": item["sk"]}  # type: ignore[index]
+            writes.append((params["TableName"], key, item, False))
         elif op == "TransactWriteItems":
             for entry in params["TransactItems"]:
-                units = 2 * (self._kb(entry["Put"]["Item"]) if "Put" in entry else 1)
-                self.wru += units
-                body = next(iter(entry.values()))
-                self._key(body.get("Item") or body.get("Key"), "wru", units)
+                (kind, body), = entry.items()
+                key = body.get("Key") or {"pk": body["Item"]["pk"], "sk": body["Item"]["sk"]}
+                writes.append((body["TableName"], key, body.get("Item") if kind == "Put" else None, True))
+        elif op == "BatchWriteItem":
+            for table, requests in params["RequestItems"].items():
+                for request in requests:
+                    body = request.get("PutRequest") or request.get("DeleteRequest")
+                    key = body.get("Key") or {"pk": body["Item"]["pk"], "sk": body["Item"]["sk"]}
+                    writes.append((table, key, body.get("Item"), False))
         elif op in ("GetItem", "Query"):
             units = 1.0 if params.get("ConsistentRead") else 0.5
             self.rru += units
@@ -214,9 +268,24 @@ class DynamoMeter:
                 found = re.search(r"\bpk\s*=\s*(:\w+)", params.get("KeyConditionExpression", ""))
                 pk = params.get("ExpressionAttributeValues", {}).get(found.group(1)) if found else None
                 self._key({"pk": pk} if pk and "IndexName" not in params else None, "rru", units)
+        if writes and context is not None:
+            context["meter"] = [(t, k, self._read(t, k), txn) for t, k, _, txn in writes]
 
-    def totals(self, cascade_item_kb: int) -> tuple[float, float]:
-        return self.wru + self.item_updates * cascade_item_kb, self.rru
+    def _after(self, model: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
+        for table, key, before, txn in (context or {}).pop("meter", []):
+            after = self._read(table, key)
+            units = write_units(item_bytes(before), item_bytes(after), txn)
+            if any(before.get(a) != after.get(a) for a in INDEXED) and (before.get("sd") or after.get("sd")):
+                units += 1
+            shape = f"{key['pk']['S'].split('#')[0]}#/{key['sk']['S'].split('#')[0]}"
+            self.wru += units
+            self.wru_by_item[shape] += units
+            self._key(key, "wru", units)
+            if shape == "C#/C":
+                self.cascade_writes.append(max(item_bytes(before), item_bytes(after)))
+
+    def totals(self) -> tuple[float, float]:
+        return self.wru, self.rru
 
 
 METER: Final = DynamoMeter()
@@ -227,10 +296,10 @@ def _own_session() -> boto3.session.Session:
     return boto3.session.Session(region_name=REGION)
 
 
-def _cascade_item_kb(table: str, cascade_id: str) -> int:
+def _cascade_item_bytes(table: str, cascade_id: str) -> int:
     item = _own_session().client("dynamodb").get_item(
         TableName=table, Key={"pk": {"S": f"C#{cascade_id}"}, "sk": {"S": "C"}})["Item"]
-    return DynamoMeter._kb(item)
+    return item_bytes(item)
 
 
 def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -268,12 +337,17 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         if not streams.wait_idle(timeout=CASCADE_DEADLINE_S):
             raise RuntimeError("the stream-fed functions did not catch up")
         calls = dict(METER.calls)
-        item_kb = _cascade_item_kb(stack.table_name, cascade_id)
-        wru, rru = METER.totals(item_kb)
+        wru, rru = METER.totals()
+        # A preset's text is stored once per container and version, not per cascade.
+        once = sum(units for shape, units in METER.wru_by_item.items() if shape == "SCN#/P")
+        wru -= once
+        writes = {"by_item": dict(METER.wru_by_item), "cascade_item_writes": len(METER.cascade_writes),
+                  "cascade_item_write_bytes": list(METER.cascade_writes),
+                  "cascade_item_bytes": _cascade_item_bytes(stack.table_name, cascade_id),
+                  "once_per_container": once}
         aws_calls = dict(METER.aws_calls)
-        # An update is billed on the item's size: the cascade item's for its own key, 1 KB elsewhere.
-        key_units = {pk: {"wru": u["wru"] + u["updates"] * (item_kb if pk.startswith("C#") else 1), "rru": u["rru"]}
-                     for pk, u in METER.keys.items()}
+        key_units = {pk: {"wru": u["wru"], "rru": u["rru"]} for pk, u in METER.keys.items()
+                     if not pk.startswith("SCN#")}  # a preset's text: once per container, not per cascade
         view = api.get(f"/v1/cascades/{cascade_id}").json()
     if view["status"] != "exhausted":
         raise RuntimeError(f"cascade {cascade_id} ended {view['status']!r}, not exhausted: {view}")
@@ -285,7 +359,7 @@ def measure_transitions(stack: Any, preset: str) -> Transitions:
         lambda_invokes=len(invokes),
         states_entered=dict(Counter(e["stateEnteredEventDetails"]["name"] for e in entered)),
         step_statuses=[s["status"] for s in view["steps"]], ddb_wru=wru, ddb_rru=rru, ddb_calls=calls,
-        aws_calls=aws_calls, key_units=key_units,
+        aws_calls=aws_calls, key_units=key_units, ddb_writes=writes,
     )
 
 
@@ -612,6 +686,12 @@ def report(transitions: list[Transitions], costs: list[Cost], imports: ImportTim
     for t in transitions:
         calls = ", ".join(f"{op} {n}" for op, n in sorted(t.ddb_calls.items()))
         lines.append(f"   measured DynamoDB for one {t.preset} cascade: {t.ddb_wru:g} WRU, {t.ddb_rru:g} RRU ({calls})")
+        w = t.ddb_writes
+        sizes = w["cascade_item_write_bytes"]
+        lines.append(f"     write units by item: {', '.join(f'{k} {v}' for k, v in sorted(w['by_item'].items()))}"
+                     f" (SCN#/P once per container, not counted); the cascade item: {w['by_item'].get('C#/C', 0)} WRU "
+                     f"in {w['cascade_item_writes']} writes billed on {min(sizes, default=0)}-{max(sizes, default=0)} "
+                     f"bytes (goal ≤ {CASCADE_WRU_GOAL} WRU for the whole cascade: {_verdict(t.ddb_wru <= CASCADE_WRU_GOAL)})")
     lines += [f"   assumption: {a}" for a in ASSUMPTIONS]
     lines.append(f"   excluded: {EXCLUDED}")
     lines += ["", f"3. Cold import, median of {imports.runs} fresh interpreters each, interleaved "

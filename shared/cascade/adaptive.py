@@ -13,10 +13,10 @@ Opt-in per scenario (``adaptive: {enabled: true, holdout: 0.2}``). When a cascad
    and a tie it does not settle, or no reactions at all, changes nothing.
 3. **Reorder.** If a step of the scenario has that channel as its own channel (not as an
    alternative) and the recipient has the contact for it, the first such step moves to the front;
-   the others keep their order. The cascade's scenario snapshot (``scenario_json``, ``steps``)
-   and the workflow's timers are built from the reordered scenario, so the engine walks it like
-   any other. The cascade records ``adapted_from_channel`` and ``step_order`` (the scenario's step
-   indices in the order they run) so its view shows what moved.
+   the others keep their order. The cascade's ``steps`` and the workflow's timers are built from
+   the reordered scenario, and the engine loads it reordered by ``step_order`` (the scenario's step
+   indices in the order they run), so it walks it like any other. The cascade also records
+   ``adapted_from_channel``, so its view shows what moved.
 
 Steps scheduled with ``at`` are refused with adaptive order (their time is tied to their place).
 """

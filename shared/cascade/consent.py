@@ -166,15 +166,15 @@ def stop_reply(sig: Signal, ref: dict[str, Any], store: CascadeStore) -> None:
 def acknowledgement(sig: Signal, cascade_id: str | None, store: CascadeStore | None = None) -> str | None:
     """What a bot answers in the chat to a STOP (or a START) it just applied: the change confirmed,
     in the language of the cascade the reply belongs to. None for any other signal."""
-    import json
-
     from cascade import wording
+    from cascade.scenario_store import of_cascade
 
+    store = store or default_store()
     key = "unsubscribed" if stops(sig) else "resubscribed" if starts(sig) else None
-    cascade = (store or default_store()).get(cascade_id) if key and cascade_id else None
+    cascade = store.get(cascade_id) if key and cascade_id else None
     if key is None or cascade is None:
         return None
-    default = json.loads(cascade.get("scenario_json") or "{}").get("default_locale")
+    default = of_cascade(cascade, store).default_locale
     return wording.say(key, wording.pick(cascade["recipient"].get("locale"), default))
 
 

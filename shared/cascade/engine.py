@@ -21,6 +21,7 @@ from cascade.models import RecipientIn
 from cascade.observability import logger, mask
 from cascade.planning import capped_waits, expired, hashed, pick_locale, real_seconds, ttl_seconds
 from cascade.rendering import holds, render, render_string, track_links
+from cascade.scenario_store import of_cascade
 from cascade.scenarios import CONTACT_FIELD, Scenario
 from cascade.settings import settings
 from cascade.store import CascadeStore, default_store, now_iso
@@ -40,7 +41,7 @@ def advance(cascade_id: str, index: int, token: str, store: CascadeStore | None 
     elif index > 0 and cascade["steps"][index - 1]["status"] == "sending":
         # A previous attempt that died mid-send (or ran out of retries) left its step behind.
         store.set_step(cascade_id, index - 1, status="failed", reason="send_failed", only_from=("sending",))
-    scenario = Scenario.model_validate_json(cascade["scenario_json"], context={"stored": True})
+    scenario = of_cascade(cascade, store)
     if scenario.ttl is not None and _expired(cascade, scenario, index):
         if store.finish(cascade_id, "expired", "ttl", now_iso()) is not None:
             logger.info("cascade expired", cascade_id=cascade_id, step=index)
@@ -257,7 +258,7 @@ def send_with_retries(adapter: Channel, message: Outgoing, check: Callable[[], s
 def outgoing(store: CascadeStore, cascade: dict[str, Any], index: int, adapter: Channel) -> Outgoing:
     """Step ``index``'s message on ``adapter``, composed as :func:`advance` composes it: for a channel
     that sends a replacement later (WhatsApp's template after a free text refused for the 24 h window)."""
-    scenario = Scenario.model_validate_json(cascade["scenario_json"], context={"stored": True})
+    scenario = of_cascade(cascade, store)
     to = adapter.contact(cascade["recipient"]) or ""
     return _compose(store, cascade, scenario, index, to, adapter.max_length, _context(cascade, scenario, index))
 

@@ -13,7 +13,7 @@ from cascade.models import EventIn
 from cascade.observability import logger
 from cascade.planning import body_hash, hashed, new_cascade_id, workflow_input
 from cascade.rendering import LINK_FIELD, link_problem
-from cascade.scenario_store import Catalog, Versioned, catalog
+from cascade.scenario_store import Catalog, Versioned, catalog, of_cascade, ref_of
 from cascade.scenarios import CONTACT_FIELD, Scenario
 from cascade.settings import settings
 from cascade.store import CascadeStore, default_store, now_iso
@@ -42,7 +42,8 @@ def accept(raw: Any, api_base: str, store: CascadeStore | None = None) -> dict[s
     if stoppers:
         answer["stopped"] = stop_matching(event, store)
     if chosen is not None:
-        answer.update(start(event, chosen.scenario, raw, api_base, store, scenario_version=chosen.version))
+        answer.update(start(event, chosen.scenario, raw, api_base, store, scenario_version=chosen.version,
+                            scenario_ref=ref_of(chosen, store)))
     return answer
 
 
@@ -81,7 +82,7 @@ def _check_fits(event: EventIn, scenario: Scenario) -> None:
 
 
 def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: CascadeStore,
-          scenario_version: int = 0) -> dict[str, Any]:
+          scenario_version: int = 0, scenario_ref: str | None = None) -> dict[str, Any]:
     # Contacts bound earlier (binding links) fill in what the event does not carry.
     bound = {k: v for k, v in store.contacts(event.recipient.id).items()
              if k in type(event.recipient).model_fields and getattr(event.recipient, k) is None}
@@ -101,8 +102,11 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
     cascade = {
         "cascade_id": cascade_id,
         "scenario_id": scenario.id,
-        "scenario_json": scenario.model_dump_json(),
-        "scenario_version": scenario_version,  # the cascade finishes on this version, whatever is saved later
+        # The cascade finishes on this version, whatever is saved later; referred to, not copied
+        # (a copy would be rewritten by each of the cascade's updates). Without a ref: a copy.
+        **({"scenario_ref": scenario_ref, "correlation_key": scenario.correlation} if scenario_ref
+           else {"scenario_json": scenario.model_dump_json()}),
+        "scenario_version": scenario_version,
         "status": "running",
         "recipient": event.recipient.model_dump(exclude_none=True),
         "data_json": json.dumps(data, ensure_ascii=False),
@@ -112,10 +116,10 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         "created_at": now,
         "updated_at": now,
         "api_base": api_base,
-        "body_hash": fingerprint,
+        "body_hash": fingerprint[:32],  # 128 bits tell two bodies apart; half the bytes in every update
         "idempotency_key": event.idempotency_key,
         "dedupe_key": _dedupe_key(event, scenario, correlation_value),
-        "steps": [{"index": i, "channel": s.channel, "status": "pending"} for i, s in enumerate(scenario.steps)],
+        "steps": [{"channel": s.channel, "status": "pending"} for s in scenario.steps],  # index: the place
         # Reports and the dashboard's live list find cascades by scenario and start day.
         "recipient_id": event.recipient.id,
         "sd": f"{scenario.id}#{now[:10]}",
@@ -129,7 +133,7 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         if holder is not None:  # a retried webhook: the running cascade already has it in hand
             # As for a repeated idempotency_key: if the first request died between its write and
             # the start, this completes it (the execution is named by the cascade id: one start).
-            held = Scenario.model_validate_json(holder["scenario_json"], context={"stored": True})
+            held = of_cascade(holder, store)
             aws.start_execution(cfg.state_machine_arn, holder["cascade_id"],
                                 workflow_input(holder["cascade_id"], held, cfg.time_scale))
             logger.info("duplicate trigger", cascade_id=holder["cascade_id"])
@@ -143,9 +147,9 @@ def start(event: EventIn, scenario: Scenario, raw: Any, api_base: str, store: Ca
         existing = store.get(cascade_id)
         if existing is None:  # created and discarded meanwhile: let the client try again
             raise Conflict("a request with this idempotency_key is being undone; retry")
-        if existing["body_hash"] != fingerprint:
+        if existing["body_hash"] != fingerprint[:len(existing["body_hash"])]:  # older cascades: all 64
             raise Conflict("idempotency_key was already used with a different event")
-        scenario = Scenario.model_validate_json(existing["scenario_json"], context={"stored": True})
+        scenario = of_cascade(existing, store)
         status = existing["status"]
         logger.info("duplicate event", cascade_id=cascade_id)
     try:

@@ -201,7 +201,8 @@ def _recipient_id(item: dict[str, Any], pk: str = "") -> Any:
 
 def _started(pk: str, sk: str, cascade: dict[str, Any]) -> dict[str, Any]:
     try:
-        correlation_key = json.loads(cascade.get("scenario_json") or "{}").get("correlation")
+        correlation_key = cascade.get("correlation_key") or json.loads(cascade.get("scenario_json") or "{}").get(
+            "correlation")
     except ValueError:
         correlation_key = None
     event = _base("cascade.started", event_id(pk, sk, "cascade.started"), cascade.get("created_at"),

@@ -6,8 +6,14 @@ Every save is a new immutable version (``SCN#<id>`` / ``V#<000001>``). One index
 routing an event is one GetItem, never a scan. Version 0 is the bundled preset. Deleting removes
 the stored scenario from routing (an override's preset comes back; a custom one is gone) but keeps
 its entry, flagged ``deleted``, so version numbers never repeat. A cascade carries the scenario it
-started with (``scenario_json`` and ``scenario_version`` on the cascade item): a save changes new
-cascades only, a running one finishes on its version.
+started with: a save changes new cascades only, a running one finishes on its version. The cascade
+item does not copy the scenario (4 KB and more, rewritten by every update of the cascade): it keeps
+``scenario_version`` and ``scenario_ref``, the immutable version's sort key, ``V#<000001>`` for a
+saved version or ``P#<content hash>`` for a bundled preset. The first container that starts a
+cascade on a preset's text stores that text once (``SCN#<id>`` / ``P#<hash>``, put if absent), so a
+cascade still finishes on it after a deploy changed the preset. :func:`of_cascade` loads a cascade's
+scenario, from a bounded per-container cache (versions never change). Cascades written before this
+carry the scenario itself (``scenario_json``), which is read as it is.
 
 The index is read on every event, so one key takes every event's read: past 3,000 a second it
 would be a hot partition. Each container therefore keeps it for ``CONFIG_CACHE_SECONDS`` (5 s by
@@ -24,7 +30,9 @@ new version item: two saves racing for one trigger cannot both win (the loser re
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,6 +47,10 @@ Source = Literal["preset", "custom", "override"]
 MAX_STORED = 500
 _WRITE_TRIES = 5
 _parsed: dict[tuple[str, str, int], Scenario] = {}  # (table, id, version) -> scenario; versions never change
+_CACHED_REFS = 256
+_by_ref: OrderedDict[tuple[str, str, str], Scenario] = OrderedDict()  # (table, id, ref) -> scenario, LRU
+_preset_refs: dict[int, tuple[Scenario, str]] = {}  # id(preset) -> (preset, its ref)
+_kept: set[tuple[str, str, str]] = set()  # preset versions this container has stored (table, id, ref)
 
 
 class ScenarioSummary(BaseModel):
@@ -220,6 +232,56 @@ def save(scenario: Scenario, expected_version: int | None = None,
     raise Conflict("scenarios are being changed concurrently; try again")
 
 
+def preset_ref(scenario: Scenario) -> str:
+    """A bundled preset's immutable identity: ``P#`` and a hash of its content (hashed once per object)."""
+    known = _preset_refs.get(id(scenario))
+    if known is None or known[0] is not scenario:
+        known = scenario, "P#" + hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()[:20]
+        _preset_refs[id(scenario)] = known
+    return known[1]
+
+
+def ref_of(chosen: Versioned, store: CascadeStore) -> str:
+    """The immutable version a new cascade of ``chosen`` refers to (``scenario_ref``). A preset's
+    text is stored the first time this container uses it (put if absent: one write per container)."""
+    if chosen.source != "preset":
+        return f"V#{chosen.version:06d}"
+    ref = preset_ref(chosen.scenario)
+    key = (store.table, chosen.scenario.id, ref)
+    if key not in _kept:
+        store.keep_preset_version(chosen.scenario.id, ref, chosen.scenario.model_dump_json())
+        _kept.add(key)
+    return ref
+
+
+def of_cascade(cascade: dict[str, Any], store: CascadeStore | None = None) -> Scenario:
+    """The scenario a cascade runs: the version it started on, in its own step order (adaptive)."""
+    if cascade.get("scenario_json"):  # written before cascades referred to their version
+        return Scenario.model_validate_json(cascade["scenario_json"], context={"stored": True})
+    store = store or default_store()
+    scenario_id, ref = cascade["scenario_id"], cascade["scenario_ref"]
+    key = (store.table, scenario_id, ref)
+    scenario = _by_ref.get(key)
+    if scenario is not None:
+        _by_ref.move_to_end(key)
+    else:
+        bundled = presets().get(scenario_id)
+        if bundled is not None and ref.startswith("P#") and preset_ref(bundled) == ref:
+            scenario = bundled
+        else:
+            item = store.scenario_item(scenario_id, ref)
+            if item is None:
+                raise NotFound(f"scenario {scenario_id!r} {ref} is missing")
+            scenario = Scenario.model_validate_json(item["scenario_json"], context={"stored": True})
+        _by_ref[key] = scenario
+        if len(_by_ref) > _CACHED_REFS:
+            _by_ref.popitem(last=False)
+    order = cascade.get("step_order")
+    if order:
+        scenario = scenario.model_copy(update={"steps": [scenario.steps[int(i)] for i in order]})
+    return scenario
+
+
 # "steps[2].template.ru (ru): SMS is 4 parts" -> field "steps.2.template.ru"
 _PROBLEM = re.compile(r"^(steps\[\d+\][^\s:]*)(?: \(\w+\))?: (.+)$", re.DOTALL)
 
@@ -293,4 +355,5 @@ def delete(scenario_id: str, store: CascadeStore | None = None) -> None:
 
 
 __all__ = ["MAX_STORED", "Catalog", "ScenarioList", "ScenarioSummary", "SmsPartsView", "Source", "StoredScenario",
-           "Versioned", "all_scenarios", "by_trigger", "catalog", "delete", "get", "parse", "save", "stopped_by"]
+           "Versioned", "all_scenarios", "by_trigger", "catalog", "delete", "get", "of_cascade", "parse", "preset_ref",
+           "ref_of", "save", "stopped_by"]

@@ -3,7 +3,6 @@ scenario's success signals, stops the cascade at once."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cascade import aws, consent, contacts, facts, intents
@@ -11,6 +10,7 @@ from cascade.channels.base import Signal
 from cascade.errors import Conflict, FieldError, NotFound
 from cascade.observability import logger
 from cascade.planning import hashed
+from cascade.scenario_store import of_cascade
 from cascade.store import STEP_RANK, CascadeStore, default_store, now_iso
 
 # A signal's effect on the step's status: each says what it is (a pressed 1 is no reply).
@@ -74,7 +74,7 @@ def apply(cascade_id: str, index: int, signal: str, store: CascadeStore,
         return
     step = cascade["steps"][index]
     channel_name = step["channel"]
-    scenario = json.loads(cascade["scenario_json"])
+    scenario = of_cascade(cascade, store).model_dump(mode="json")
     if scenario.get("secret_data"):
         text = None  # a customer may type the code back: such a scenario keeps no replies
     intent = answer_intent(signal, text, scenario, cascade["recipient"].get("locale"))

@@ -19,6 +19,7 @@ recipient's consent and opt-outs       ``R#<recipient_id>`` / ``CONSENT`` (attri
                                        ``<channel>#opted_out_at``, ``<channel>#opted_out_via``)
 email one-click unsubscribe token      ``U#<token>`` / ``U``
 a saved scenario version (immutable)   ``SCN#<scenario_id>`` / ``V#<000001>``
+a preset's text as cascades used it    ``SCN#<scenario_id>`` / ``P#<content hash>``
 stored scenarios: id → head version    ``SCENARIOS`` / ``INDEX`` (cascade.scenario_store)
 the CRM's webhook (url, sealed secret) ``WEBHOOK`` / ``CONFIG`` (cascade.outbound)
 report counters of a scenario's day    ``AGG#<scenario_id>#<shard>`` / ``D#<yyyy-mm-dd>`` (cascade.aggregate;
@@ -66,7 +67,11 @@ def _dump(item: dict[str, Any]) -> dict[str, Any]:
 def _load(item: dict[str, Any] | None) -> dict[str, Any] | None:
     if item is None:
         return None
-    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    plain = {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+    for index, step in enumerate(plain.get("steps") or ()):  # a cascade's steps: their index is their place
+        if isinstance(step, dict):
+            step.setdefault("index", index)
+    return plain
 
 
 def _plain(value: Any) -> Any:
@@ -413,6 +418,20 @@ class CascadeStore:
 
     def scenario_version(self, scenario_id: str, version: int) -> dict[str, Any] | None:
         return self._get(f"SCN#{scenario_id}", f"V#{version:06d}")
+
+    def scenario_item(self, scenario_id: str, ref: str) -> dict[str, Any] | None:
+        """An immutable scenario version by its sort key (``V#<000001>`` saved, ``P#<hash>`` a preset)."""
+        return self._get(f"SCN#{scenario_id}", ref)
+
+    def keep_preset_version(self, scenario_id: str, ref: str, scenario_json: str) -> None:
+        """Store a bundled preset's text under its content hash, unless it is there already."""
+        item = {"pk": f"SCN#{scenario_id}", "sk": ref, "scenario_id": scenario_id, "version": 0,
+                "scenario_json": scenario_json, "saved_at": now_iso()}
+        try:
+            self.db.put_item(TableName=self.table, Item=_dump(item), ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
 
     def write_scenario_index(self, rev: int, scenarios: dict[str, Any],
                              version: dict[str, Any] | None = None) -> bool:

@@ -168,3 +168,44 @@ def test_messages_that_cannot_render_or_fit_name_the_step_and_locale() -> None:
 def test_body_must_be_an_object() -> None:
     with pytest.raises(FieldError):
         scenario_store.parse("parcel-lost", ["not", "a", "scenario"])
+
+
+def test_a_cascade_loads_the_version_it_refers_to(store: CascadeStore) -> None:
+    first, _ = save(store, custom())
+    ref = scenario_store.ref_of(first, store)
+    assert ref == "V#000001"
+    save(store, custom(name="Parcel lost again"))  # version 2: the cascade keeps version 1
+    scenario_store._by_ref.clear()
+    assert scenario_store.of_cascade({"scenario_id": "parcel-lost", "scenario_ref": ref}, store).name == "Parcel lost"
+
+
+def test_a_preset_version_is_stored_once_and_outlives_a_change_of_the_preset(store: CascadeStore) -> None:
+    chosen = scenario_store.get("abandoned-cart", store)
+    assert chosen is not None and chosen.source == "preset"
+    ref = scenario_store.ref_of(chosen, store)
+    assert ref == scenario_store.preset_ref(presets()["abandoned-cart"]) and ref.startswith("P#")
+    stored = store.scenario_item("abandoned-cart", ref)
+    assert stored is not None and Scenario.model_validate_json(stored["scenario_json"]) == chosen.scenario
+    # The bundled text changes (a later deploy, a fresh container): the stored version still loads.
+    bundled = presets()
+    original = bundled["abandoned-cart"]
+    bundled["abandoned-cart"] = override_of("abandoned-cart", "Other words")
+    scenario_store._by_ref.clear()
+    try:
+        loaded = scenario_store.of_cascade({"scenario_id": "abandoned-cart", "scenario_ref": ref}, store)
+    finally:
+        bundled["abandoned-cart"] = original
+    assert loaded == original
+
+
+def test_a_cascade_runs_in_its_own_step_order_and_an_old_one_on_its_copy(store: CascadeStore) -> None:
+    preset = presets()["abandoned-cart"]
+    ref = scenario_store.preset_ref(preset)
+    moved = scenario_store.of_cascade({"scenario_id": "abandoned-cart", "scenario_ref": ref,
+                                       "step_order": [2, 0, 1, 3]}, store)
+    assert [s.channel for s in moved.steps] == ["sms", "email", "telegram", "voice"]
+    assert [s.channel for s in presets()["abandoned-cart"].steps] == ["email", "telegram", "sms", "voice"]
+    copy = override_of("abandoned-cart", "From the copy")
+    old = scenario_store.of_cascade({"scenario_id": "abandoned-cart", "scenario_json": copy.model_dump_json(),
+                                     "scenario_version": 0}, store)
+    assert old.steps[0].template["en"].text == "From the copy"

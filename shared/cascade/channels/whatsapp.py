@@ -479,7 +479,6 @@ def locate(status: Status, store: CascadeStore, early: bool = False) -> dict[str
 def send_template_instead(status: Status, ref: dict[str, Any], store: CascadeStore) -> bool:
     """A free text refused for the closed window (131047): send the step's template once, if the
     cascade still waits on that step. True when the failure is taken care of (not the step's end)."""
-    import json
 
     from cascade import engine, facts
     from cascade.channels import channel
@@ -511,7 +510,9 @@ def send_template_instead(status: Status, ref: dict[str, Any], store: CascadeSto
     ref = {"cascade_id": cascade_id, "step": index, "recipient_id": cascade["recipient"]["id"], "sent_at": now}
     store.put_message("whatsapp", sent.provider_message_id, ref)
     store.put_last_chat_message("whatsapp", hashed(message.to), {**ref, "provider_message_id": sent.provider_message_id})
-    secret = bool(json.loads(cascade["scenario_json"]).get("secret_data"))
+    from cascade.scenario_store import of_cascade
+
+    secret = bool(of_cascade(cascade, store).secret_data)
     store.put_touch(cascade["recipient"]["id"], facts.touch(
         cascade, index, "whatsapp", "sent", "sent", at=now, provider_message_id=sent.provider_message_id,
         **facts.sent(adapter, message, secret)))
