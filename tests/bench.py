@@ -117,9 +117,9 @@ class Transitions:
     ddb_wru: float
     ddb_rru: float
     ddb_calls: dict[str, int]
-    aws_calls: dict[str, int] = field(default_factory=dict)
-    key_units: dict[str, dict[str, float]] = field(default_factory=dict)  # pk -> wru, rru, updates
     ddb_writes: dict[str, Any]  # WRU by item shape, the cascade item's writes and final size
+    aws_calls: dict[str, int] = field(default_factory=dict)
+    key_units: dict[str, dict[str, float]] = field(default_factory=dict)  # pk -> wru, rru
     transitions_per_step: float = field(init=False)
     meets_goal: bool = field(init=False)
 
