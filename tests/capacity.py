@@ -136,7 +136,7 @@ class ClockDesign:
     ``cache_ttl_s``: how long a container keeps configuration, scenario index and circuit state.
     ``clock_lead_s``: how far ahead a clock run is started (its Wait): open executions = lead / bucket.
     ``due_item_kb``: the size of a due item; a put and a claim (delete) each cost 1 WRU per KB.
-    ``diet_wru``: the cascade's own write units once item 5 (the write diet) lands; printed beside
+    ``diet_wru``: the write units per cascade the issue aims at (≤ 40); printed beside
     the measured figure, never used for the goals until measured.
     """
 
@@ -366,7 +366,7 @@ def report(built: Counts, preset: str, q: Quotas | None = None, p: Prices | None
                  f"{d.transitions_per_run:g} transitions per clock run + {d.transitions_per_batch:g} per batch, "
                  f"{d.due_shards} due shards, {d.counter_shards} counter shards, caches {d.cache_ttl_s:g} s")
     diet = compare(replace(built, ddb_wru=d.diet_wru), q, p, d)[1]
-    lines.append(f"   with item 5's write diet ({d.diet_wru:g} WRU a cascade, not measured yet) the design target "
+    lines.append(f"   at the write goal ({d.diet_wru:g} WRU a cascade; measured now: {built.ddb_wru:g}) the design target "
                  f"would cost ${diet.total(VOLUMES[1]):.4f} per 1,000 at 10 M/day; {diet.binds.name} would bind at "
                  f"{_m(diet.binds.per_day)}")
     lines.append(f"   template: ApiRateLimit {q.api_route_rps:,.0f} rps per route allows "
