@@ -35,6 +35,7 @@ def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[CascadeStore, Any]]
                                                    {"AttributeName": "sdk", "KeyType": "RANGE"}]}],
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
         yield CascadeStore("t", db), desc["TableDescription"]["LatestStreamArn"]
+    settings.cache_clear()  # the settings read under this test's TABLE_NAME must not outlive it
 
 
 def _records(stream_arn: str) -> list[dict[str, Any]]:

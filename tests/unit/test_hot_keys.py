@@ -39,6 +39,7 @@ def db(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                                        {"AttributeName": "sk", "KeyType": "RANGE"}])
         yield client
     HOT.clear()
+    settings.cache_clear()  # the settings read under this test's TABLE_NAME must not outlive it
 
 
 def _calls(client: Any) -> Counter[tuple[str, str]]:
