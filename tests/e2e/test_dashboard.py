@@ -625,6 +625,7 @@ def test_every_page_fits_1280_px_and_a_long_touch_opens_whole_on_click(api: Api,
         b.wait("totals")
         b.wait("forecast-reach")
         b.by(f"recent-{cascade_id}").wait_for()
+        assert b.text("forecast-condition-source") == "conditions: history (1 customer)"  # its one cascade
         b.fits("fit-scenario")
 
         b.by(f"recent-{cascade_id}-link").click()

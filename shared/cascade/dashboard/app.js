@@ -554,7 +554,7 @@
       h("span", { testid: "forecast-rates-source", text: `rates: ${fmt.text(f.rates_source)}` }),
       h("span", { class: "chip", testid: "forecast-condition-source", title: "the customers steps' conditions and " +
         "alternatives were evaluated on", text: `conditions: ${fmt.text(f.condition_source)}` +
-        (f.condition_customers ? ` (${fmt.int(f.condition_customers)} customers)` : "") }),
+        (f.condition_customers ? ` (${fmt.int(f.condition_customers)} customer${f.condition_customers === 1 ? "" : "s"})` : "") }),
       Object.entries(f.rates || {}).map(([ch, rate]) => h("span", { class: "chip" },
         `${ch} `, h("b", { testid: `forecast-rate-${slug(ch)}`, text: fmt.pct(rate) }),
         (f.samples || {})[ch] ? h("small", { testid: `forecast-samples-${slug(ch)}`,
