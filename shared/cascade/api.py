@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -74,10 +75,34 @@ def _public(path: str) -> bool:
     return path in PUBLIC or path.startswith(PUBLIC_PREFIX)
 
 
+_request = threading.local()
+
+
 class _Resolver(APIGatewayHttpResolver):
     """Powertools' resolver, with this API's order at the door: the API key first, then the body
     (strict JSON whatever its Content-Type), then routing and validation. Powertools runs its
-    request validation before any middleware, so a key check there would come too late."""
+    request validation before any middleware, so a key check there would come too late.
+
+    Powertools keeps the request being handled on its router *class* (one per process). On Lambda
+    a process handles one request at a time; the local stack runs concurrent invocations as threads
+    of one process, where another request's event (a GET's empty body) could be validated in place
+    of this one's. Here each thread sees its own request."""
+
+    @property
+    def current_event(self) -> Any:
+        return _request.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        _request.event = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return getattr(_request, "context", None)
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        _request.context = value
 
     @staticmethod
     def _compile_regex(rule: str, base_regex: str = "^{}$") -> re.Pattern[str]:
@@ -97,6 +122,7 @@ class _Resolver(APIGatewayHttpResolver):
                                        if k.lower() != "content-type"}, "content-type": "application/json"}
         except Exception as exc:
             return error_answer(exc)
+        self.current_event, self.lambda_context = self._to_proxy_event(event), context
         answer = super().resolve(event, context)
         headers = answer.get("headers") or {}
         if headers.get("Content-Type") == content_types.APPLICATION_JSON:  # a route's model, as UTF-8 text

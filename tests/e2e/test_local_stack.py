@@ -68,16 +68,24 @@ def test_parallel_clients_on_different_routes_each_get_the_answer_to_their_own_r
             return recipient, what, resp.status_code, resp.json().get("recipient_id", "")
         return job
 
+    def grant(recipient: str, what: str) -> Callable[[httpx.Client], tuple[str, str, int, str]]:
+        def job(http: httpx.Client) -> tuple[str, str, int, str]:  # a body to validate, beside GETs with none
+            resp = http.put(f"/v1/recipients/{recipient}/consent",
+                            json={"channel": "sms", "purpose": "marketing", "granted": True})
+            return recipient, what, resp.status_code, resp.json().get("recipient_id", "")
+        return job
+
     run = uuid.uuid4().hex[:6]
     kinds = [lambda r: bind(r, "telegram"), lambda r: bind(r, "viber"), lambda r: read(r, "timeline"),
-             lambda r: read(r, "consent")]
-    jobs = [kinds[i % 4](f"par-{run}-{i}") for i in range(240)]
+             lambda r: read(r, "consent"), lambda r: grant(r, "grant")]
+    jobs = [kinds[i % 5](f"par-{run}-{i}") for i in range(300)]
     answers = _in_parallel(16, jobs, api.base)
     expected: dict[str, Callable[[str, str], bool]] = {
         "telegram": lambda recipient, got: got.startswith("https://t.me/"),
         "viber": lambda recipient, got: got.startswith("viber://"),
         "timeline": lambda recipient, got: got == recipient,
         "consent": lambda recipient, got: got == recipient,
+        "grant": lambda recipient, got: got == recipient,
     }
     wrong = [(recipient, what, status, got) for recipient, what, status, got in answers
              if status != 200 or not expected[what](recipient, got)]
