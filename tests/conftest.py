@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -131,3 +134,34 @@ def long_waits(api: Api, saved: list[str], preset: str, *steps: int) -> str:
     assert resp.status_code == 201, resp.text
     saved.append(f"{preset}-{tag}")
     return trigger
+
+
+class _Lines(logging.Handler):
+    """The stack's log lines as they would be written (Powertools' JSON), formatted in the thread
+    that logs them, where the invocation's keys live."""
+
+    def __init__(self) -> None:
+        from cascade.observability import logger
+
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logger.registered_formatter)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@contextmanager
+def captured_log_lines(level: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """Every line the functions' logger writes meanwhile, as parsed JSON (at ``level`` if given)."""
+    from cascade.observability import logger
+
+    handler, before = _Lines(), logger.log_level
+    logger.addHandler(handler)
+    if level is not None:
+        logger.setLevel(level)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)

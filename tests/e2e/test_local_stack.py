@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import API_KEY, Api, wait_for
+from tests.conftest import API_KEY, Api, captured_log_lines, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -92,34 +92,10 @@ def test_parallel_clients_on_different_routes_each_get_the_answer_to_their_own_r
     assert wrong == []
 
 
-class _Lines(logging.Handler):
-    """The stack's log lines as they would be written (Powertools' JSON), formatted in the thread
-    that logs them, where the invocation's keys live."""
-
-    def __init__(self) -> None:
-        from cascade.observability import logger
-
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logger.registered_formatter)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
 @pytest.fixture
 def log_lines() -> Iterator[list[dict[str, Any]]]:
-    from cascade.observability import logger
-
-    handler = _Lines()
-    logger.addHandler(handler)
-    level = logger.log_level
-    logger.setLevel(logging.INFO)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with captured_log_lines(logging.INFO) as lines:
+        yield lines
 
 
 def test_each_log_line_names_the_function_that_wrote_it(api: Api, stack: Any,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -12,7 +13,8 @@ from cascade.store import CascadeStore
 
 
 @pytest.fixture
-def store() -> Iterator[CascadeStore]:
+def dynamo() -> Iterator[Any]:
+    """A client of moto's in-process DynamoDB holding table ``t`` (pk, sk)."""
     with mock_aws():
         db = boto3.client("dynamodb", region_name="us-east-1")
         db.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
@@ -20,4 +22,9 @@ def store() -> Iterator[CascadeStore]:
                                               {"AttributeName": "sk", "AttributeType": "S"}],
                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                    {"AttributeName": "sk", "KeyType": "RANGE"}])
-        yield CascadeStore("t", db)
+        yield db
+
+
+@pytest.fixture
+def store(dynamo: Any) -> CascadeStore:
+    return CascadeStore("t", dynamo)

@@ -9,9 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from cascade import reports, scenario_store
 from cascade.circuit import Circuit
@@ -23,21 +21,14 @@ DAY = "2026-11-20"
 
 
 @pytest.fixture
-def db(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def db(monkeypatch: pytest.MonkeyPatch, dynamo: Any) -> Iterator[Any]:
     from cascade.settings import settings
 
     if "TABLE_NAME" not in os.environ:  # reports name the currency from the settings
         monkeypatch.setenv("TABLE_NAME", "unit")
         settings.cache_clear()
     HOT.clear()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
-                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                                  {"AttributeName": "sk", "AttributeType": "S"}],
-                            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                                       {"AttributeName": "sk", "KeyType": "RANGE"}])
-        yield client
+    yield dynamo
     HOT.clear()
     settings.cache_clear()  # the settings read under this test's TABLE_NAME must not outlive it
 

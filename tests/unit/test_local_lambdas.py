@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from cascade.local import lambdas
-from cascade.observability import logger
+from tests.conftest import captured_log_lines
 
 GOOD = '''from cascade.observability import logger
 
@@ -26,16 +25,6 @@ def handler(event, context):
     return {"ok": True}
 '''
 BROKEN = 'raise RuntimeError("this function cannot even load")\n'
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logger.registered_formatter)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
 
 
 @pytest.fixture
@@ -55,12 +44,8 @@ def functions(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def lines() -> Iterator[list[dict[str, Any]]]:
-    handler = _Lines()
-    logger.addHandler(handler)
-    try:
-        yield handler.lines
-    finally:
-        logger.removeHandler(handler)
+    with captured_log_lines() as lines:
+        yield lines
 
 
 def test_a_function_that_fails_to_load_is_logged_in_its_own_name(functions: dict[str, Any],
